@@ -1,0 +1,220 @@
+"""The ``facefill`` command line. Heavy imports (torch, models) happen inside the subcommands, so
+``facefill --help`` is instant."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Face inpainting and editing: fill a marked region of a face photo with a plausible face part.")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _load(name: str, device: str):
+    import facefill
+    from .pretrained import WeightsError
+
+    try:
+        return facefill.load(name, device=device)
+    except (KeyError, WeightsError) as exc:
+        _fail(str(exc).strip('"'))
+
+
+def _inpaint_one(model, image_path: Path, mask_path: Path, out_path: Path, threshold: float, resize_mask: bool):
+    import warnings
+
+    from . import imageio
+
+    image = imageio.read_image(image_path, "image")
+    mask = imageio.read_image(mask_path, "mask")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.inpaint(image, mask, threshold=threshold, resize_mask=resize_mask)
+    for w in caught:
+        typer.secho(f"warning: {image_path.name}: {w.message}", fg=typer.colors.YELLOW, err=True)
+    imageio.save_image(result, out_path)
+
+
+@app.command()
+def inpaint(
+    image: Path = typer.Argument(..., help="image file, or a folder of images"),
+    mask: Path = typer.Option(..., "--mask", "-m", help="mask file (white = hole), or a folder of same-named masks"),
+    output: Path = typer.Option(..., "--output", "-o", help="output file, or a folder when IMAGE is a folder"),
+    model: str = typer.Option("deepfill_v2", "--model", help="model name (see `facefill models`)"),
+    device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
+    threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
+    resize_mask: bool = typer.Option(False, "--resize-mask", help="resize a mask of another size to the image"),
+) -> None:
+    """Fill the white region of MASK in IMAGE; write the result to OUTPUT (same size, other pixels exact)."""
+    from .imageio import ImageError
+
+    if image.is_dir():
+        from tqdm import tqdm
+
+        from .data.faces import IMAGE_SUFFIXES
+
+        if not mask.is_dir():
+            _fail(f"IMAGE {image} is a folder, so --mask must be a folder of same-named masks")
+        files = sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            _fail(f"no images in {image}")
+        missing = [p.name for p in files if not _find_mask(mask, p)]
+        if missing:
+            _fail(f"no mask in {mask} for {len(missing)} image(s), e.g. {missing[:3]}")
+        output.mkdir(parents=True, exist_ok=True)
+        net = _load(model, device)
+        failed = 0
+        for path in tqdm(files, desc="inpainting", unit="img"):
+            try:
+                _inpaint_one(net, path, _find_mask(mask, path), output / f"{path.stem}.png", threshold, resize_mask)
+            except ImageError as exc:
+                failed += 1
+                typer.secho(f"error: {path.name}: {exc}", fg=typer.colors.RED, err=True)
+        typer.echo(f"wrote {len(files) - failed} result(s) to {output}")
+        if failed:
+            raise typer.Exit(1)
+        return
+    net = _load(model, device)
+    try:
+        _inpaint_one(net, image, mask, output, threshold, resize_mask)
+    except ImageError as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {output}")
+
+
+def _find_mask(folder: Path, image: Path) -> Optional[Path]:
+    for candidate in [folder / image.name] + sorted(folder.glob(f"{image.stem}.*")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("facefill-demo"), "--output", "-o", help="folder for the pictures"),
+    model: str = typer.Option("deepfill_v2", "--model", help="model name"),
+    device: str = typer.Option("cpu", help="torch device"),
+) -> None:
+    """Inpaint the bundled portrait (scikit-image's astronaut) with a built-in mask; write input | mask | result."""
+    import time
+
+    from . import imageio
+    from .demo import demo_image, demo_mask, side_by_side, with_hole
+
+    net = _load(model, device)
+    image, mask = demo_image(), demo_mask()
+    start = time.perf_counter()
+    result = net.inpaint(image, mask)
+    seconds = time.perf_counter() - start
+    output.mkdir(parents=True, exist_ok=True)
+    hole = with_hole(image, mask)
+    for name, im in (("input.png", image), ("mask.png", mask), ("result.png", result),
+                     ("side_by_side.png", side_by_side([hole, mask, result]))):
+        imageio.save_image(im, output / name)
+    typer.echo(f"{model}: inpainted the demo portrait in {seconds:.2f} s; wrote {output}/side_by_side.png "
+               "(input with hole | mask | result)")
+
+
+@app.command()
+def models() -> None:
+    """List the models with a one-line description and whether trained weights ship."""
+    from .registry import list_models
+
+    for info in list_models():
+        mark = "weights" if info.has_weights else "no weights"
+        typer.echo(f"{info.name:18s} [{mark:10s}] {info.description}")
+
+
+@app.command()
+def masks(
+    output: Path = typer.Option(Path("facefill-masks"), "--output", "-o", help="output folder"),
+    count: int = typer.Option(16, "--count", "-n", help="number of training masks to draw"),
+    size: int = typer.Option(256, help="mask side in pixels"),
+    seed: int = typer.Option(0, help="random seed"),
+    evaluation: bool = typer.Option(False, "--evaluation", help="write the fixed evaluation masks per hole-ratio bucket instead"),
+) -> None:
+    """Write sample free-form masks (white = hole) and a contact sheet; print their hole-ratio statistics."""
+    import numpy as np
+    from PIL import Image
+
+    from . import imageio
+    from .data.masks import BUCKETS, MaskGenerator, bucket_name, evaluation_mask
+
+    output.mkdir(parents=True, exist_ok=True)
+    if evaluation:
+        items = [(f"{bucket_name(b).replace('%', 'pct')}_{i:03d}", evaluation_mask(i, b, size, seed))
+                 for b in BUCKETS for i in range(count)]
+    else:
+        rng = np.random.default_rng(seed)
+        gen = MaskGenerator()
+        items = [(f"mask_{i:03d}", gen(size, size, rng)) for i in range(count)]
+    for name, m in items:
+        imageio.save_image(Image.fromarray(m * 255), output / f"{name}.png")
+    cols = 8
+    rows = -(-len(items) // cols)
+    sheet = np.full((rows * (size + 4), cols * (size + 4)), 128, np.uint8)
+    for k, (_, m) in enumerate(items):
+        r, c = divmod(k, cols)
+        sheet[r * (size + 4):r * (size + 4) + size, c * (size + 4):c * (size + 4) + size] = m * 255
+    imageio.save_image(Image.fromarray(sheet), output / "sheet.png")
+    ratios = np.array([m.mean() for _, m in items])
+    typer.echo(f"wrote {len(items)} masks to {output}; hole ratio mean {ratios.mean():.3f}, "
+               f"min {ratios.min():.3f}, max {ratios.max():.3f}")
+
+
+@app.command()
+def train(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="JSON or YAML file of TrainConfig fields"),
+    set_: List[str] = typer.Option([], "--set", "-s", help="override a field: --set lr_g=2e-4 (repeatable)"),
+    model: Optional[str] = typer.Option(None, help="model to train (shortcut for --set model=...)"),
+    data: Optional[Path] = typer.Option(None, help="folder of face images (shortcut for --set data=...)"),
+    out: Optional[Path] = typer.Option(None, help="run folder (shortcut for --set out=...)"),
+    steps: Optional[int] = typer.Option(None, help="total steps (shortcut for --set steps=...)"),
+    resume: bool = typer.Option(False, "--resume", help="continue from OUT/checkpoint.pt exactly where it stopped"),
+) -> None:
+    """Train a model (multi-GPU: `torchrun --nproc_per_node N -m facefill train ...`). Fields: see TrainConfig
+    in facefill/train.py; the resolved config is written to the run folder."""
+    from . import config as config_mod
+    from .train import TrainConfig
+    from .train import train as run
+
+    overrides = list(set_)
+    for key, value in (("model", model), ("data", data), ("out", out), ("steps", steps)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    try:
+        cfg = config_mod.build(TrainConfig, config, overrides)
+        summary = run(cfg, resume=resume)
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        _fail(str(exc))
+    typer.echo(f"stopped at step {summary['step']} ({summary['images_seen']} images); checkpoint: {summary['checkpoint']}")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a training run folder (with checkpoint.pt)"),
+    output: Path = typer.Option(..., "--output", "-o", help="weights folder to write (config.json + model.safetensors)"),
+    raw: bool = typer.Option(False, "--raw", help="export the raw generator instead of its EMA"),
+) -> None:
+    """Export a run's generator as fp16 weights that `facefill.load(FOLDER)` reads."""
+    from .train import export as run_export
+
+    if not (run_dir / "checkpoint.pt").is_file():
+        _fail(f"no checkpoint.pt in {run_dir}")
+    path = run_export(run_dir, output, use_ema=not raw)
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

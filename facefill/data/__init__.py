@@ -1,0 +1,1 @@
+"""Training data: face folders, free-form masks, and (later) guidance maps."""

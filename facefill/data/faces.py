@@ -1,0 +1,88 @@
+"""A dataset over a folder of face images, deterministic per seed and independent of worker count.
+
+The sampler yields ``(index, sample_seed)`` pairs; all randomness of a sample (flip, mask) comes from
+``sample_seed``, so a sample is the same whichever worker draws it, and a run resumed at step ``s`` sees
+exactly the samples it would have seen without the interruption.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from .masks import MaskGenerator
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "celeba256" / "train"
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def load_face(path: Path, resolution: int) -> np.ndarray:
+    """RGB uint8 ``res x res``: centre-cropped to a square, then resized (area filter)."""
+    with Image.open(path) as img:
+        img = img.convert("RGB")
+        w, h = img.size
+        s = min(w, h)
+        img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+        if s != resolution:
+            img = img.resize((resolution, resolution), Image.BOX if s > resolution else Image.BICUBIC)
+        return np.asarray(img)
+
+
+class FaceFolder(Dataset):
+    """Faces for inpainting. Item ``(index, sample_seed)`` -> ``{"image": (3,H,W) in [-1,1], "mask": (1,H,W)}``
+    (mask 1 = hole); horizontal flip with probability 1/2 when ``flip``."""
+
+    def __init__(self, root: str | Path, resolution: int = 256, flip: bool = True,
+                 masks: MaskGenerator | None = None):
+        self.files = list_images(root)
+        self.resolution = resolution
+        self.flip = flip
+        self.masks = masks or MaskGenerator()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, item: tuple[int, int]) -> dict:
+        index, sample_seed = item
+        rng = np.random.default_rng(sample_seed)
+        img = load_face(self.files[index], self.resolution)
+        if self.flip and rng.uniform() < 0.5:
+            img = img[:, ::-1]
+        mask = self.masks(self.resolution, self.resolution, rng)
+        image = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div(127.5).sub(1)
+        return {"image": image, "mask": torch.from_numpy(mask.astype(np.float32))[None]}
+
+
+class ResumableSampler(Sampler):
+    """Endless stream of ``(index, sample_seed)``: epoch ``e`` is a permutation seeded by ``(seed, e)``;
+    position ``p`` of the stream has seed ``(seed, p)``. Start at ``start`` (= step * global batch) to resume;
+    with several processes, rank ``r`` of ``world`` takes positions ``r, r + world, ...``."""
+
+    def __init__(self, n: int, seed: int = 0, start: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
+
+    def __iter__(self):
+        position = self.start + self.rank
+        epoch, perm = -1, None
+        while True:
+            e = position // self.n
+            if e != epoch:
+                epoch, perm = e, np.random.default_rng([self.seed, e]).permutation(self.n)
+            yield int(perm[position % self.n]), int(np.random.SeedSequence([self.seed, position]).generate_state(1)[0])
+            position += self.world
+
+    def __len__(self) -> int:  # endless; DataLoader only needs this for progress estimates
+        return 2 ** 31

@@ -1,0 +1,108 @@
+"""Free-form hole masks.
+
+``brush_stroke_mask`` follows DeepFill v2's generator (Yu et al., ICCV'19, Algorithm 1 and the authors'
+``brush_stroke_mask``): 1-3 strokes, each a polyline of 4-11 vertices whose turning angles alternate around
+2*pi/5 +- 2*pi/15, segment lengths ~ N(diag/8, diag/16) clipped to [0, diag/4], widths uniform in 12-40 px at
+256 px (scaled with the image), round joints; random flips. ``box_mask`` is its random rectangle (half the image
+side, shrunk by up to 32 px at 256). Training masks are the union of strokes and, with ``box_prob``, a box.
+
+``bucket_mask`` draws masks whose hole ratio falls in a given bucket, for the fixed evaluation set.
+All functions take an explicit ``np.random.Generator``; 1 = hole, uint8 ``HxW``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+BUCKETS: tuple[tuple[float, float], ...] = ((0.1, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
+
+
+def bucket_name(bucket: tuple[float, float]) -> str:
+    return f"{round(bucket[0] * 100)}-{round(bucket[1] * 100)}%"
+
+
+def draw_stroke(mask: np.ndarray, rng: np.random.Generator, width_scale: float = 1.0) -> None:
+    """Draw one DeepFill v2 brush stroke into ``mask`` (in place)."""
+    h, w = mask.shape
+    scale = math.sqrt(h * w) / 256
+    mean_angle, angle_range = 2 * math.pi / 5, 2 * math.pi / 15
+    average_radius = math.sqrt(h * h + w * w) / 8
+    num_vertex = int(rng.integers(4, 12))
+    angle_min = mean_angle - rng.uniform(0, angle_range)
+    angle_max = mean_angle + rng.uniform(0, angle_range)
+    angles = [2 * math.pi - rng.uniform(angle_min, angle_max) if i % 2 == 0 else rng.uniform(angle_min, angle_max)
+              for i in range(num_vertex)]
+    vertices = [(int(rng.integers(0, w)), int(rng.integers(0, h)))]
+    for angle in angles:
+        r = float(np.clip(rng.normal(average_radius, average_radius / 2), 0, 2 * average_radius))
+        x = np.clip(vertices[-1][0] + r * math.cos(angle), 0, w - 1)
+        y = np.clip(vertices[-1][1] + r * math.sin(angle), 0, h - 1)
+        vertices.append((int(x), int(y)))
+    width = max(1, int(rng.uniform(12, 40) * scale * width_scale))
+    cv2.polylines(mask, [np.array(vertices, np.int32)], False, 1, thickness=width)
+    for x, y in vertices:
+        cv2.circle(mask, (x, y), width // 2, 1, thickness=-1)
+
+
+def brush_stroke_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """DeepFill v2 free-form mask: 1-3 strokes, random horizontal/vertical flips."""
+    mask = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(1, 4))):
+        draw_stroke(mask, rng)
+    if rng.normal() > 0:
+        mask = mask[:, ::-1]
+    if rng.normal() > 0:
+        mask = mask[::-1, :]
+    return np.ascontiguousarray(mask)
+
+
+def box_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """DeepFill's random box: half the image side, shrunk by up to 32 px (at 256) per axis, anywhere inside."""
+    mask = np.zeros((height, width), np.uint8)
+    bh, bw = height // 2, width // 2
+    dh = int(rng.integers(0, max(1, 32 * height // 256) + 1))
+    dw = int(rng.integers(0, max(1, 32 * width // 256) + 1))
+    y = int(rng.integers(0, height - bh + 1)) + dh // 2
+    x = int(rng.integers(0, width - bw + 1)) + dw // 2
+    mask[y:y + bh - dh, x:x + bw - dw] = 1
+    return mask
+
+
+@dataclass
+class MaskGenerator:
+    """Training masks: brush strokes united with a random box with probability ``box_prob``."""
+
+    box_prob: float = 0.5
+
+    def __call__(self, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+        mask = brush_stroke_mask(height, width, rng)
+        if rng.uniform() < self.box_prob:
+            mask |= box_mask(height, width, rng)
+        return mask
+
+
+def bucket_mask(height: int, width: int, bucket: tuple[float, float], rng: np.random.Generator,
+                max_tries: int = 1000) -> np.ndarray:
+    """A free-form mask (strokes, sometimes a box) whose hole ratio lies in ``[lo, hi)``."""
+    lo, hi = bucket
+    for _ in range(max_tries):
+        mask = np.zeros((height, width), np.uint8)
+        if rng.uniform() < 0.3:
+            mask |= box_mask(height, width, rng)
+        # wider strokes for bigger buckets, so a few strokes reach the ratio
+        width_scale = 1.0 + 2.0 * lo
+        while mask.mean() < lo:
+            draw_stroke(mask, rng, width_scale)
+        if mask.mean() < hi:
+            return mask
+    raise RuntimeError(f"could not draw a mask in bucket {bucket} in {max_tries} tries")
+
+
+def evaluation_mask(index: int, bucket: tuple[float, float], size: int = 256, seed: int = 0) -> np.ndarray:
+    """The fixed evaluation mask number ``index`` of ``bucket``: the same for a given (seed, bucket, index)."""
+    bucket_id = BUCKETS.index(tuple(bucket)) if tuple(bucket) in BUCKETS else int(bucket[0] * 1000)
+    rng = np.random.default_rng([seed, bucket_id, index])
+    return bucket_mask(size, size, bucket, rng)

@@ -1,0 +1,166 @@
+"""What every model shares at inference: input conversion, the any-size crop strategy, pasting back only the hole.
+
+``Inpainter.inpaint(image, mask, **guidance)`` is the public call for every model (neural or classical):
+  - ``image``: PIL.Image or ``HxWx3`` / ``HxW`` / ``HxWx4`` array, any size and mode (see ``facefill.imageio``);
+  - ``mask``: PIL.Image or ``HxW`` array of the image's size; nonzero/white (>= ``threshold``) = hole;
+  - returns a PIL.Image of the input's size; pixels outside the hole are exactly the input's (alpha kept).
+
+Network models implement ``forward`` on tensors at their own resolution; ``NetworkInpainter.inpaint_array``
+crops a square around each hole (with context margin), scales it to the model's resolution (padding, never
+distorting, when the image is small), runs the model and pastes the result back into that hole only.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from . import imageio
+
+
+class Inpainter:
+    """Base of every facefill model. Subclasses set ``inputs`` and implement ``inpaint_array``."""
+
+    name: str = ""
+    inputs: tuple[str, ...] = ("image", "mask")
+
+    def inpaint(self, image, mask, *, threshold: float = 0.5, resize_mask: bool = False, **guidance):
+        """Fill the hole of ``image`` marked by ``mask``; see the module docstring for the contract."""
+        unknown = set(guidance) - set(self.inputs)
+        if unknown:
+            raise TypeError(f"model {self.name!r} does not take {sorted(unknown)}; it takes {list(self.inputs)}")
+        rgb, alpha = imageio.to_rgb(image)
+        size = (rgb.shape[1], rgb.shape[0])
+        hole = imageio.to_mask(mask, size, threshold=threshold, resize=resize_mask)
+        if not hole.any():
+            warnings.warn("the mask is empty: nothing to inpaint, returning the input unchanged", stacklevel=2)
+            return imageio.to_pil(rgb, alpha)
+        if hole.all():
+            warnings.warn("the mask covers the whole image: there is no context, the result is a guess",
+                          stacklevel=2)
+        filled = self.inpaint_array(rgb, hole, **guidance)
+        out = np.where(hole[..., None], filled, rgb)
+        return imageio.to_pil(out, alpha)
+
+    def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, **guidance) -> np.ndarray:
+        """``rgb`` uint8 ``HxWx3``, ``hole`` bool ``HxW`` -> uint8 ``HxWx3`` (only hole pixels are used)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A square window ``[y0, y0+side) x [x0, x0+side)`` in image coordinates (may extend past the border)."""
+
+    y0: int
+    x0: int
+    side: int
+
+
+def crop_boxes(hole: np.ndarray, resolution: int, margin: float = 0.5) -> list[tuple[CropBox, np.ndarray]]:
+    """One square window per group of nearby holes: side = max(resolution, hole extent * (1 + 2*margin)),
+    centred on the group and moved inside the image where it fits. Returns ``(box, group_hole)`` pairs."""
+    h, w = hole.shape
+    if max(h, w) <= resolution:  # small image: one window, padded
+        return [(CropBox(0, 0, resolution), hole)]
+    # holes closer than a few pixels at model scale belong to the same window
+    gap = max(1, resolution // 16)
+    joined = cv2.dilate(hole.astype(np.uint8), np.ones((gap, gap), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh = stats[i, :4]
+        group = hole & (labels == i)
+        if not group.any():
+            continue
+        side = int(max(resolution, np.ceil(max(bw, bh) * (1 + 2 * margin))))
+        side = min(side, max(h, w))
+        cy, cx = y + bh / 2, x + bw / 2
+        y0 = int(round(cy - side / 2))
+        x0 = int(round(cx - side / 2))
+        # keep the window inside the image along each axis where the image is long enough
+        y0 = min(max(y0, 0), h - side) if side <= h else (h - side) // 2
+        x0 = min(max(x0, 0), w - side) if side <= w else (w - side) // 2
+        out.append((CropBox(y0, x0, side), group))
+    return out
+
+
+def _take(arr: np.ndarray, box: CropBox) -> np.ndarray:
+    """The window ``box`` of ``arr``; parts outside the image are mirrored (reflect padding)."""
+    h, w = arr.shape[:2]
+    top, left = max(0, -box.y0), max(0, -box.x0)
+    bottom, right = max(0, box.y0 + box.side - h), max(0, box.x0 + box.side - w)
+    inner = arr[max(0, box.y0):min(h, box.y0 + box.side), max(0, box.x0):min(w, box.x0 + box.side)]
+    if top or left or bottom or right:
+        mode = cv2.BORDER_REFLECT_101 if min(inner.shape[:2]) > 1 else cv2.BORDER_REPLICATE
+        inner = cv2.copyMakeBorder(inner, top, bottom, left, right, mode)
+    return inner
+
+
+class NetworkInpainter(nn.Module, Inpainter):
+    """Base of the trainable models: ``forward`` on tensors, the crop strategy for any image size.
+
+    Subclasses set ``resolution`` (the square size they were trained at), ``pad_multiple`` and ``config``
+    (their constructor arguments, saved as ``config.json``), and return ``{"output": (B,3,H,W)}`` from
+    ``forward(image, mask, **guidance)``.
+    """
+
+    resolution: int = 256
+    pad_multiple: int = 8
+    config: dict
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def predict(self, rgb: np.ndarray, hole: np.ndarray, **guidance) -> np.ndarray:
+        """Run the network on one ``res x res`` window: uint8 rgb, bool hole -> uint8 rgb (raw, not composited)."""
+        image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
+        mask = torch.from_numpy(hole.astype(np.float32))[None, None].to(self.device)
+        extra = {k: torch.from_numpy(np.ascontiguousarray(v)).float().to(self.device)[None].permute(0, 3, 1, 2)
+                 if v.ndim == 3 else torch.from_numpy(v).float().to(self.device)[None, None]
+                 for k, v in guidance.items()}
+        out = self.eval()(image, mask, **extra)["output"]
+        return out[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+    def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, **guidance) -> np.ndarray:
+        res = self.resolution
+        work = rgb.copy()
+        remaining = hole.copy()
+        for box, group in crop_boxes(hole, res):
+            crop = _take(work, box)
+            crop_hole = _take(remaining.astype(np.uint8), box)
+            crop_hole[_outside(box, hole.shape)] = 0  # mirrored border is context, not hole
+            crop_guidance = {k: _take(v, box) for k, v in guidance.items()}
+            if box.side != res:
+                crop = cv2.resize(crop, (res, res), interpolation=cv2.INTER_AREA if box.side > res else cv2.INTER_CUBIC)
+                # area-average then threshold at >0 so every hole pixel stays inside the scaled hole
+                crop_hole = cv2.resize(crop_hole.astype(np.float32), (res, res), interpolation=cv2.INTER_AREA) > 0
+                crop_guidance = {k: cv2.resize(v, (res, res), interpolation=cv2.INTER_AREA)
+                                 for k, v in crop_guidance.items()}
+            result = self.predict(crop, crop_hole.astype(bool), **crop_guidance)
+            if box.side != res:
+                result = cv2.resize(result, (box.side, box.side), interpolation=cv2.INTER_CUBIC)
+            _paste(work, result, box, group)
+            remaining &= ~group
+        return work
+
+
+def _outside(box: CropBox, shape: tuple[int, int]) -> np.ndarray:
+    ys = np.arange(box.y0, box.y0 + box.side)
+    xs = np.arange(box.x0, box.x0 + box.side)
+    return ~(((ys >= 0) & (ys < shape[0]))[:, None] & ((xs >= 0) & (xs < shape[1]))[None, :])
+
+
+def _paste(work: np.ndarray, result: np.ndarray, box: CropBox, group: np.ndarray) -> None:
+    """Copy ``result`` (the window) into ``work`` at the pixels of ``group`` only."""
+    h, w = group.shape
+    y0, y1 = max(0, box.y0), min(h, box.y0 + box.side)
+    x0, x1 = max(0, box.x0), min(w, box.x0 + box.side)
+    region = result[y0 - box.y0:y1 - box.y0, x0 - box.x0:x1 - box.x0]
+    sel = group[y0:y1, x0:x1]
+    work[y0:y1, x0:x1][sel] = region[sel]
