@@ -58,13 +58,14 @@ def inpaint(
     if image.is_dir():
         from tqdm import tqdm
 
-        from .data.faces import IMAGE_SUFFIXES
+        from .data.faces import list_images
 
         if not mask.is_dir():
             _fail(f"IMAGE {image} is a folder, so --mask must be a folder of same-named masks")
-        files = sorted(p for p in image.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            _fail(f"no images in {image}")
+        try:
+            files = list_images(image)
+        except FileNotFoundError as exc:
+            _fail(str(exc))
         missing = [p.name for p in files if not _find_mask(mask, p)]
         if missing:
             _fail(f"no mask in {mask} for {len(missing)} image(s), e.g. {missing[:3]}")
@@ -195,6 +196,29 @@ def train(
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
         _fail(str(exc))
     typer.echo(f"stopped at step {summary['step']} ({summary['images_seen']} images); checkpoint: {summary['checkpoint']}")
+
+
+@app.command("eval")
+def evaluate(
+    model: List[str] = typer.Option(..., "--model", help="model name or weights folder (repeatable)"),
+    data: Path = typer.Option(Path("../shared/data/celeba256/test"), help="folder of square face images"),
+    limit: Optional[int] = typer.Option(None, help="use the first N images (name order)"),
+    masks: int = typer.Option(0, "--masks", help="seed of the fixed evaluation masks"),
+    size: int = typer.Option(256, help="image size of the data"),
+    device: str = typer.Option("cpu", help="torch device"),
+    output: Path = typer.Option(Path("facefill-eval"), "--output", "-o", help="report folder"),
+) -> None:
+    """Score models on the same images and seeded masks per hole-ratio bucket: report.md, metrics.json, grid.png."""
+    from .evaluation import evaluate as run, markdown_tables, write_report
+
+    try:
+        records = run(list(model), data, limit=limit, seed=masks, size=size, device=device)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc).strip('"'))
+    write_report(records, output)
+    wanted = [r for r in records if r["metric"] in ("psnr", "l1")]
+    typer.echo(markdown_tables(wanted))
+    typer.echo(f"wrote {output}/report.md, metrics.json, grid.png")
 
 
 @app.command()

@@ -24,8 +24,9 @@ def bucket_name(bucket: tuple[float, float]) -> str:
     return f"{round(bucket[0] * 100)}-{round(bucket[1] * 100)}%"
 
 
-def draw_stroke(mask: np.ndarray, rng: np.random.Generator, width_scale: float = 1.0) -> None:
-    """Draw one DeepFill v2 brush stroke into ``mask`` (in place)."""
+def draw_stroke(mask: np.ndarray, rng: np.random.Generator, width_scale: float = 1.0
+                ) -> tuple[list[tuple[int, int]], int]:
+    """Draw one DeepFill v2 brush stroke into ``mask`` (in place); returns its ``(vertices, width)``."""
     h, w = mask.shape
     scale = math.sqrt(h * w) / 256
     mean_angle, angle_range = 2 * math.pi / 5, 2 * math.pi / 15
@@ -45,6 +46,7 @@ def draw_stroke(mask: np.ndarray, rng: np.random.Generator, width_scale: float =
     cv2.polylines(mask, [np.array(vertices, np.int32)], False, 1, thickness=width)
     for x, y in vertices:
         cv2.circle(mask, (x, y), width // 2, 1, thickness=-1)
+    return vertices, width
 
 
 def brush_stroke_mask(height: int, width: int, rng: np.random.Generator) -> np.ndarray:

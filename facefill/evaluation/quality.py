@@ -1,0 +1,217 @@
+"""Quality benchmark: every model on the same images with the same fixed masks, per hole-ratio bucket.
+
+    from facefill.evaluation import evaluate, write_report
+    records = evaluate(["telea", "navier_stokes"], "../shared/data/celeba256/test", limit=100)
+    write_report(records, "out/quality")     # metrics.json, report.md, grid.png
+
+Image ``i`` of the sorted file list is paired with ``evaluation_mask(i, bucket, size, seed)`` in every bucket, so
+all models, and all runs with the same seed, see exactly the same (image, mask) pairs. Models are called through
+the public ``inpaint`` (only hole pixels change), and scored with ``facefill.evaluation.metrics``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data.faces import list_images
+from ..data.masks import BUCKETS, bucket_name, evaluation_mask
+from ..inpainter import Inpainter
+from .metrics import HIGHER_IS_BETTER, MetricAccumulator
+
+TIME_METRIC = "ms_per_image"  # wall time of one ``inpaint`` call; lower is better, depends on the machine
+
+
+@dataclass
+class Example:
+    """One (image, mask) pair with every model's result, for the report grid."""
+
+    bucket: str
+    image: np.ndarray  # uint8 HxWx3, the truth
+    hole: np.ndarray  # bool HxW
+    results: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Records(list):
+    """The list of record dicts ``{model, bucket, metric, value, n}`` returned by ``evaluate`` (JSON-ready as a
+    plain list), plus ``examples`` (a few results for ``write_report``'s grid) and ``meta`` (the run's settings)."""
+
+    def __init__(self, items=(), examples: list[Example] | None = None, meta: dict | None = None):
+        super().__init__(items)
+        self.examples = examples or []
+        self.meta = meta or {}
+
+
+def image_files(data_dir: str | os.PathLike, limit: int | None = None) -> list[Path]:
+    """The images of ``data_dir`` sorted by file name (the evaluation order), the first ``limit`` of them."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    return list_images(data_dir)[:limit]
+
+
+def _load_models(models, device: str) -> dict[str, Inpainter]:
+    import facefill
+
+    loaded: dict[str, Inpainter] = {}
+    for m in models:
+        if isinstance(m, str):
+            model, name = facefill.load(m, device=device), m
+        elif isinstance(m, Inpainter):
+            model, name = m, getattr(m, "name", "") or type(m).__name__
+        else:
+            raise TypeError(f"models must be registered names or Inpainter objects, got {type(m).__name__}")
+        if name in loaded:
+            raise ValueError(f"model {name!r} is listed twice; give each model once (or distinct .name values)")
+        loaded[name] = model
+    if not loaded:
+        raise ValueError("no models to evaluate")
+    return loaded
+
+
+def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: int | None = None, seed: int = 0,
+             buckets=BUCKETS, size: int = 256, progress: bool = True, device: str = "cpu") -> Records:
+    """Score ``models`` on the images of ``data_dir`` (``size x size``; the first ``limit`` in name order) with the
+    fixed evaluation masks of each bucket.
+
+    Returns ``Records``: one dict ``{"model", "bucket", "metric", "value", "n"}`` per model, bucket (its
+    ``bucket_name``, and ``"all"`` over every bucket's images) and metric (``METRICS`` and ``ms_per_image``);
+    ``value`` is the mean over the ``n`` images. ``records.examples`` keeps one result per bucket for the grid.
+    """
+    from tqdm.auto import tqdm
+
+    from ..imageio import read_image, to_rgb
+
+    buckets = [tuple(b) for b in buckets]
+    files = image_files(data_dir, limit)
+    loaded = _load_models(models, device)
+    names = [bucket_name(b) for b in buckets]
+    acc = {(m, b): MetricAccumulator() for m in loaded for b in names}
+    seconds = {(m, b): 0.0 for m in loaded for b in names}
+    # one example per bucket, each from a different image when there are enough
+    example_index = {b: k % len(files) for k, b in enumerate(names)}
+    examples: list[Example] = []
+
+    started = time.perf_counter()
+    bar = tqdm(total=len(files) * len(buckets), desc="evaluate", unit="img", disable=not progress)
+    for i, path in enumerate(files):
+        truth, _ = to_rgb(read_image(path))
+        if truth.shape[:2] != (size, size):
+            raise ValueError(f"{path} is {truth.shape[1]}x{truth.shape[0]}, the evaluation size is {size}x{size}; "
+                             "pass size= to match the data or use a folder of square images of that size")
+        for bucket, bname in zip(buckets, names):
+            hole = evaluation_mask(i, bucket, size, seed).astype(bool)
+            example = Example(bname, truth, hole) if example_index[bname] == i else None
+            for mname, model in loaded.items():
+                t0 = time.perf_counter()
+                out = np.asarray(model.inpaint(truth, hole).convert("RGB"))
+                seconds[mname, bname] += time.perf_counter() - t0
+                acc[mname, bname].update(out, truth, hole)
+                if example is not None:
+                    example.results[mname] = out
+            if example is not None:
+                examples.append(example)
+            bar.update(1)
+    bar.close()
+
+    records = Records(examples=examples, meta={
+        "data_dir": str(data_dir), "images": len(files), "seed": seed, "size": size,
+        "buckets": names, "wall_s": round(time.perf_counter() - started, 1)})
+    for mname in loaded:
+        pooled = MetricAccumulator()
+        for bname in names:
+            a = acc[mname, bname]
+            for metric, value in a.compute().items():
+                records.append({"model": mname, "bucket": bname, "metric": metric, "value": value, "n": a.n})
+            records.append({"model": mname, "bucket": bname, "metric": TIME_METRIC,
+                            "value": 1000 * seconds[mname, bname] / a.n, "n": a.n})
+            pooled.merge(a)
+        for metric, value in pooled.compute().items():
+            records.append({"model": mname, "bucket": "all", "metric": metric, "value": value, "n": pooled.n})
+        total = sum(seconds[mname, b] for b in names)
+        records.append({"model": mname, "bucket": "all", "metric": TIME_METRIC,
+                        "value": 1000 * total / pooled.n, "n": pooled.n})
+    return records
+
+
+_FORMATS = {"l1": "{:.4f}", "l1_hole": "{:.4f}", "psnr": "{:.2f}", "psnr_hole": "{:.2f}",
+            "ssim": "{:.4f}", "ssim_hole": "{:.4f}", TIME_METRIC: "{:.1f}"}
+_TITLES = {"l1": "L1, whole image", "psnr": "PSNR (dB), whole image", "ssim": "SSIM, whole image",
+           "l1_hole": "L1, hole only", "psnr_hole": "PSNR (dB), hole only", "ssim_hole": "SSIM, hole only",
+           TIME_METRIC: "Time per image (ms, this machine)"}
+
+
+def markdown_tables(records: list[dict]) -> str:
+    """One markdown table per metric: rows = models, columns = buckets (in record order) then ``all``."""
+    models = list(dict.fromkeys(r["model"] for r in records))
+    buckets = [b for b in dict.fromkeys(r["bucket"] for r in records) if b != "all"] + ["all"]
+    value = {(r["model"], r["bucket"], r["metric"]): r["value"] for r in records}
+    count = {r["bucket"]: r["n"] for r in records}
+    parts = []
+    for metric in dict.fromkeys(r["metric"] for r in records):
+        better = "higher" if HIGHER_IS_BETTER.get(metric, False) else "lower"
+        fmt = _FORMATS.get(metric, "{:.4g}")
+        lines = [f"### {_TITLES.get(metric, metric)} — {better} is better", "",
+                 "| model | " + " | ".join(f"{b} (n={count.get(b, '?')})" for b in buckets) + " |",
+                 "|---|" + "---:|" * len(buckets)]
+        for m in models:
+            cells = [fmt.format(value[m, b, metric]) if (m, b, metric) in value else "" for b in buckets]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples: list[Example] | None = None,
+                 cell: int = 128) -> Path:
+    """Write ``metrics.json`` (the records), ``report.md`` (a table per metric) and ``grid.png`` (rows of
+    input-with-hole | mask | each model's result | truth) into ``out_dir``. ``grid_examples`` defaults to
+    ``records.examples``; with none, no grid is written. Returns ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(list(records), indent=1) + "\n")
+    meta = getattr(records, "meta", {})
+    head = ["# Inpainting quality", ""]
+    if meta:
+        head += [f"Data: `{meta['data_dir']}`, first {meta['images']} images in name order at {meta['size']} px; "
+                 f"masks: `evaluation_mask(i, bucket, {meta['size']}, seed={meta['seed']})`, one per image and "
+                 f"bucket (hole ratio); wall time {meta['wall_s']} s.", ""]
+    head += ["Whole-image metrics count the known pixels (pasted back, so exact), as in the DeepFill/GLCIC papers; "
+             "hole-only metrics look at the hole pixels alone. Values are means of per-image scores.", ""]
+    examples = getattr(records, "examples", []) if grid_examples is None else grid_examples
+    if examples:
+        grid(examples, cell).save(out / "grid.png")
+        head += ["![examples](grid.png)", ""]
+    (out / "report.md").write_text("\n".join(head) + "\n" + markdown_tables(records))
+    return out
+
+
+def grid(examples: list[Example], cell: int = 128) -> "Image.Image":
+    """Rows of ``input with hole (white) | mask | each model's result | truth``, ``cell`` px each, labelled."""
+    import cv2
+    from PIL import Image, ImageDraw
+
+    models = list(dict.fromkeys(m for e in examples for m in e.results))
+    columns = ["input", "mask"] + models + ["truth"]
+    header = 16
+    canvas = Image.new("RGB", (cell * len(columns), header + cell * len(examples)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, label in enumerate(columns):
+        draw.text((c * cell + 3, 2), label[: cell // 6], fill="black")
+
+    def small(rgb):
+        return Image.fromarray(cv2.resize(rgb, (cell, cell), interpolation=cv2.INTER_AREA))
+
+    for r, e in enumerate(examples):
+        masked = e.image.copy()
+        masked[e.hole] = 255
+        mask = np.repeat((e.hole * 255).astype(np.uint8)[..., None], 3, axis=2)
+        row = [masked, mask] + [e.results.get(m, np.zeros_like(e.image)) for m in models] + [e.image]
+        y = header + r * cell
+        for c, rgb in enumerate(row):
+            canvas.paste(small(rgb), (c * cell, y))
+        draw.rectangle((cell, y, cell + 6 * len(e.bucket) + 5, y + 12), fill="black")
+        draw.text((cell + 3, y + 1), e.bucket, fill="white")
+    return canvas

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_folder(*parts: str) -> Path:
+    """A folder under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.is_dir():
+        pytest.skip(f"{path} is absent: the shared face data (../shared/data) is not beside this checkout")
+    return path
+
+
+@pytest.fixture
+def face_folder(tmp_path) -> Path:
+    """Six synthetic 'faces' (smooth colour blobs), so training tests need no shared data."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    yy, xx = np.mgrid[0:96, 0:96] / 96.0
+    for i in range(6):
+        c = rng.uniform(0, 1, (3, 3))
+        img = np.stack([c[k, 0] + c[k, 1] * xx + c[k, 2] * yy for k in range(3)], -1)
+        Image.fromarray(np.clip(img / img.max() * 255, 0, 255).astype(np.uint8)).save(folder / f"{i:02d}.png")
+    return folder
+
+
+@pytest.fixture
+def tiny_weights(tmp_path) -> Path:
+    """A weights folder of the tiny DeepFill v2 (random weights) for CLI / loading tests."""
+    from facefill.pretrained import save_pretrained
+    from facefill.registry import create_model
+
+    torch.manual_seed(0)
+    return save_pretrained(create_model("deepfill_v2_tiny"), tmp_path / "tiny_weights")
+
+
+@pytest.fixture
+def portrait() -> Image.Image:
+    from facefill.demo import demo_image
+
+    return demo_image()

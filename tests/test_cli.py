@@ -1,0 +1,127 @@
+"""The command line end to end, with the tiny model's weights folder standing in for shipped weights."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from facefill.cli import app
+
+runner = CliRunner()
+
+
+def _pair(folder, name="face", size=(80, 60)):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(folder / f"{name}.png")
+    m = np.zeros((size[1], size[0]), np.uint8)
+    m[10:30, 20:50] = 255
+    Image.fromarray(m).save(folder / f"{name}_mask.png")
+    return folder / f"{name}.png", folder / f"{name}_mask.png"
+
+
+def test_help_is_fast_and_lazy():
+    code = "import sys, facefill.cli; assert 'torch' not in sys.modules, 'torch imported at CLI start'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "inpaint" in result.output and "demo" in result.output
+
+
+def test_models_lists_registry():
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0
+    assert "deepfill_v2 " in result.output and "telea" in result.output
+
+
+def test_inpaint_file_round_trip(tmp_path, tiny_weights):
+    image, mask = _pair(tmp_path)
+    out = tmp_path / "out.png"
+    result = runner.invoke(app, ["inpaint", str(image), "--mask", str(mask), "-o", str(out),
+                                 "--model", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    a, b, m = np.asarray(Image.open(image)), np.asarray(Image.open(out)), np.asarray(Image.open(mask)) > 0
+    assert a.shape == b.shape and np.array_equal(a[~m], b[~m]) and not np.array_equal(a[m], b[m])
+
+
+def test_inpaint_folder(tmp_path, tiny_weights):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    for name in ("a", "b"):
+        img, m = _pair(tmp_path / "tmp", name)
+        images.mkdir(exist_ok=True)
+        masks.mkdir(exist_ok=True)
+        img.rename(images / f"{name}.png")
+        m.rename(masks / f"{name}.png")
+    result = runner.invoke(app, ["inpaint", str(images), "--mask", str(masks), "-o", str(tmp_path / "out"),
+                                 "--model", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("problem", ["size", "truncated", "not_image", "missing", "bad_output"])
+def test_inpaint_bad_input_fails_cleanly(tmp_path, tiny_weights, problem):
+    image, mask = _pair(tmp_path)
+    out = tmp_path / "out.png"
+    if problem == "size":
+        Image.new("L", (10, 10), 255).save(mask)
+    elif problem == "truncated":
+        data = image.read_bytes()
+        image.write_bytes(data[: len(data) // 2])
+    elif problem == "not_image":
+        mask.write_text("this is not an image")
+    elif problem == "missing":
+        image = tmp_path / "nope.png"
+    elif problem == "bad_output":
+        out = tmp_path / "no_such_dir" / "out.png"
+    result = runner.invoke(app, ["inpaint", str(image), "--mask", str(mask), "-o", str(out),
+                                 "--model", str(tiny_weights)])
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.png")]  # no temp file left
+    if problem == "size":
+        assert "--resize-mask" in result.output
+        ok = runner.invoke(app, ["inpaint", str(image), "--mask", str(mask), "-o", str(out),
+                                 "--model", str(tiny_weights), "--resize-mask"])
+        assert ok.exit_code == 0 and out.exists()
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    image, mask = _pair(tmp_path)
+    result = runner.invoke(app, ["inpaint", str(image), "--mask", str(mask), "-o", str(tmp_path / "o.png"),
+                                 "--model", "nope"])
+    assert result.exit_code == 2 and "unknown model 'nope'" in result.output
+
+
+def test_demo_writes_side_by_side(tmp_path, tiny_weights):
+    result = runner.invoke(app, ["demo", "-o", str(tmp_path / "demo"), "--model", str(tiny_weights)])
+    assert result.exit_code == 0, result.output
+    side = Image.open(tmp_path / "demo" / "side_by_side.png")
+    assert side.size == (512 * 3, 512)
+    inp, res = np.asarray(Image.open(tmp_path / "demo" / "input.png")), np.asarray(Image.open(tmp_path / "demo" / "result.png"))
+    hole = np.asarray(Image.open(tmp_path / "demo" / "mask.png")) > 127
+    assert np.array_equal(inp[~hole], res[~hole]) and hole.mean() > 0.005
+
+
+def test_masks_command(tmp_path):
+    result = runner.invoke(app, ["masks", "-o", str(tmp_path / "m"), "-n", "3", "--size", "64"])
+    assert result.exit_code == 0 and "hole ratio" in result.output
+    assert len(list((tmp_path / "m").glob("mask_*.png"))) == 3 and (tmp_path / "m" / "sheet.png").exists()
+    result = runner.invoke(app, ["masks", "-o", str(tmp_path / "e"), "-n", "1", "--size", "64", "--evaluation"])
+    assert result.exit_code == 0 and len(list((tmp_path / "e").glob("*pct_000.png"))) == 5
+
+
+def test_train_and_export_via_cli(tmp_path, face_folder):
+    run = tmp_path / "run"
+    args = ["train", "--model", "deepfill_v2_tiny", "--data", str(face_folder), "--out", str(run), "--steps", "2",
+            "--set", "batch_size=2", "--set", "amp=off"]
+    assert runner.invoke(app, args).exit_code == 0
+    resumed = runner.invoke(app, args[:-6] + ["--steps", "3", "--set", "batch_size=2", "--resume"])
+    assert resumed.exit_code == 0 and "step 3" in resumed.output
+    bad = runner.invoke(app, args + ["--set", "nonsense=1"])
+    assert bad.exit_code == 2 and "unknown config keys" in bad.output
+    exported = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "w")])
+    assert exported.exit_code == 0 and (tmp_path / "w" / "model.safetensors").exists()

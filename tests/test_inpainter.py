@@ -1,0 +1,109 @@
+"""The shared inference path: any size, crop strategy, several holes, exact known pixels, padding."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facefill.inpainter import NetworkInpainter, crop_boxes
+from facefill.registry import create_model
+
+
+class Recorder(NetworkInpainter):
+    """A 'model' that fills the hole with the mean of the known pixels and records what it was given."""
+
+    def __init__(self, resolution=64):
+        super().__init__()
+        self.resolution = resolution
+        self.config = {}
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.calls = []
+
+    def forward(self, image, mask):
+        self.calls.append((tuple(image.shape), image.clone(), mask.clone()))
+        known = (1 - mask)
+        mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1)
+        return {"output": mean.expand_as(image)}
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (300, 200), (700, 500)])
+def test_any_size_exact_outside_hole(size):
+    w, h = size
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    mask = np.zeros((h, w), np.uint8)
+    mask[h // 3: h // 2, w // 4: w // 2] = 255
+    torch.manual_seed(0)
+    out = np.asarray(create_model("deepfill_v2_tiny").inpaint(image, mask))
+    assert out.shape == image.shape
+    assert np.array_equal(out[mask == 0], image[mask == 0])
+    assert not np.array_equal(out[mask > 0], image[mask > 0])
+
+
+def test_small_image_is_padded_not_resized():
+    model = Recorder(resolution=64)
+    image = np.full((40, 30, 3), 200, np.uint8)
+    mask = np.zeros((40, 30), bool)
+    mask[10:20, 10:20] = True
+    out = np.asarray(model.inpaint(image, mask))
+    (shape, seen, seen_mask), = model.calls
+    assert shape == (1, 3, 64, 64)
+    # the image sits unscaled in the top-left corner of the window
+    assert torch.allclose(seen[0, :, :40, :30], torch.full((3, 40, 30), 200 / 127.5 - 1))
+    assert seen_mask[0, 0, 10:20, 10:20].all() and seen_mask.sum() == 100
+    assert (out[mask] == 200).all()
+
+
+def test_two_far_holes_two_windows_each_pasted_once():
+    model = Recorder(resolution=64)
+    image = np.zeros((400, 600, 3), np.uint8)
+    image[:, :300] = 50
+    image[:, 300:] = 150
+    mask = np.zeros((400, 600), bool)
+    mask[50:70, 50:70] = True     # in the dark half
+    mask[300:320, 500:520] = True  # in the bright half
+    out = np.asarray(model.inpaint(image, mask))
+    assert len(model.calls) == 2 and all(c[0] == (1, 3, 64, 64) for c in model.calls)
+    # each hole is filled from its own window's context
+    assert abs(int(out[60, 60, 0]) - 50) <= 2 and abs(int(out[310, 510, 0]) - 150) <= 2
+    assert np.array_equal(out[~mask], image[~mask])
+
+
+def test_large_hole_window_is_scaled_down_to_model_resolution():
+    model = Recorder(resolution=64)
+    image = np.full((1000, 800, 3), 90, np.uint8)
+    mask = np.zeros((1000, 800), bool)
+    mask[300:600, 200:500] = True
+    out = np.asarray(model.inpaint(image, mask))
+    (shape, _, seen_mask), = model.calls
+    assert shape == (1, 3, 64, 64)
+    assert 0.05 < seen_mask.mean() < 0.5  # the 300 px hole with context fits, scaled, in 64 px
+    assert (np.abs(out[mask].astype(int) - 90) <= 1).all()
+
+
+def test_crop_boxes_inside_image_and_cover_holes():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        h, w = rng.integers(100, 900, 2)
+        hole = np.zeros((h, w), bool)
+        for _ in range(rng.integers(1, 4)):
+            y, x = rng.integers(0, h - 20), rng.integers(0, w - 20)
+            hole[y:y + rng.integers(5, 60), x:x + rng.integers(5, 60)] = True
+        covered = np.zeros_like(hole)
+        for box, group in crop_boxes(hole, 128):
+            assert box.side >= min(128, max(h, w))
+            if box.side <= h:
+                assert 0 <= box.y0 and box.y0 + box.side <= h
+            if box.side <= w:
+                assert 0 <= box.x0 and box.x0 + box.side <= w
+            ys, xs = np.nonzero(group)
+            assert ys.min() >= box.y0 and ys.max() < box.y0 + box.side
+            assert xs.min() >= box.x0 and xs.max() < box.x0 + box.side
+            covered |= group
+        assert np.array_equal(covered, hole)
+
+
+def test_guidance_not_accepted_by_plain_model():
+    with pytest.raises(TypeError, match="does not take"):
+        create_model("deepfill_v2_tiny").inpaint(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool),
+                                                 sketch=np.zeros((8, 8)))

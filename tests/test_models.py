@@ -1,0 +1,127 @@
+"""Every registered trainable model, at its tiny size: shapes, range, NaN, gradients, save/load, determinism."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from facefill.layers import ContextualAttention
+from facefill.pretrained import WeightsError, load_pretrained, save_pretrained
+from facefill.registry import create_model, list_models, model_names
+
+TINY = [n for n in model_names() if n.endswith("_tiny")]
+
+
+def _inputs(model, batch=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    res = model.resolution
+    image = torch.rand(batch, 3, res, res, generator=g) * 2 - 1
+    mask = torch.zeros(batch, 1, res, res)
+    mask[:, :, res // 4: res // 2, res // 3: 3 * res // 4] = 1
+    return image, mask
+
+
+def test_registry_lists_and_rejects_unknown():
+    names = [m.name for m in list_models()]
+    assert "deepfill_v2" in names and "deepfill_v2_tiny" in names
+    with pytest.raises(KeyError, match="available: .*deepfill_v2"):
+        create_model("no_such_model")
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_forward_shape_range_no_nan(name):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    image, mask = _inputs(model)
+    out = model(image, mask)
+    assert out["output"].shape == image.shape
+    assert torch.isfinite(out["output"]).all()
+    assert out["output"].abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_output_ignores_hole_pixels(name):
+    """The model must not see what is under the hole (it is zeroed at the input)."""
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    image, mask = _inputs(model)
+    other = torch.where(mask.bool(), -image, image)
+    with torch.no_grad():
+        assert torch.allclose(model(image, mask)["output"], model(other, mask)["output"])
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_gradients_reach_every_parameter(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    disc = model.build_discriminator()
+    image, mask = _inputs(model)
+    batch = {"image": image, "mask": mask}
+    out = model(image, mask)
+    out["composite"] = out["output"] * mask + image * (1 - mask)
+    loss, logs = model.generator_loss(disc, batch, out, gan_weight=1.0)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, f"no gradient reaches {missing}"
+    assert {"l1", "g_adv"} <= set(logs)
+    d_loss, d_logs = model.discriminator_loss(disc, batch, out)
+    d_loss.backward()
+    assert all(p.grad is not None for p in disc.parameters())
+    assert d_loss.item() > 0
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_save_load_round_trip_identical(name, tmp_path):
+    torch.manual_seed(1)
+    model = create_model(name).eval()
+    folder = save_pretrained(model, tmp_path / name, dtype=torch.float32)
+    loaded = load_pretrained(folder)
+    image, mask = _inputs(model)
+    with torch.no_grad():
+        assert torch.equal(model(image, mask)["output"], loaded(image, mask)["output"])
+
+
+def test_same_seed_same_model():
+    torch.manual_seed(3)
+    a = create_model("deepfill_v2_tiny")
+    torch.manual_seed(3)
+    b = create_model("deepfill_v2_tiny")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_strict_loading_fails_clearly(tmp_path):
+    folder = save_pretrained(create_model("deepfill_v2_tiny"), tmp_path / "w")
+    config = (folder / "config.json").read_text().replace('"cnum": 8', '"cnum": 16')
+    (folder / "config.json").write_text(config)
+    with pytest.raises(WeightsError, match="do not fit deepfill_v2_tiny"):
+        load_pretrained(folder)
+    with pytest.raises(WeightsError, match="no config.json"):
+        from facefill.pretrained import read_config
+
+        read_config(tmp_path)
+
+
+def test_paper_width_parameter_count():
+    """cnum=48 must give the authors' ~4.1M-parameter generator (gen_conv splits channels into feature/gate)."""
+    n = sum(p.numel() for p in create_model("deepfill_v2", cnum=48).parameters())
+    assert 3.9e6 < n < 4.2e6, n
+
+
+def test_contextual_attention_copies_from_background():
+    """A hole whose features equal a known patch must be reconstructed from it, and never from hole patches."""
+    torch.manual_seed(0)
+    ca = ContextualAttention(rate=2, softmax_scale=50.0, fuse=False)
+    b = torch.randn(1, 4, 16, 16)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:8, 4:8] = 1
+    f = b.clone()
+    y, flow = ca(f, b, mask)
+    assert y.shape == b.shape and flow.shape == (1, 2, 8, 8)
+    # outside the hole every position matches itself: offsets zero where the 3x3 patch is hole-free
+    assert (flow[0, :, 0, 0] == 0).all() and (flow[0, :, 7, 7] == 0).all()
+    # inside the hole, the best match must point out of the hole
+    cy, cx = 3, 3  # cell (3,3) at 1/2 scale covers pixels 6..7, inside the hole
+    ty, tx = cy + int(flow[0, 0, cy, cx]), cx + int(flow[0, 1, cy, cx])
+    assert not (1 <= ty <= 4 and 1 <= tx <= 4)  # target patch (3x3 cells around) holds no hole cell
+    full = torch.ones_like(mask)
+    y_full, _ = ca(f, b, full)
+    assert torch.isfinite(y_full).all()
