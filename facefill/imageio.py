@@ -2,16 +2,22 @@
 
 Conventions at the edge (the public API):
   - image: ``PIL.Image`` (any mode: RGB, RGBA, L, LA, P, I;16, I, F, CMYK) or a NumPy array ``HxW``, ``HxWx3``
-    or ``HxWx4`` (uint8, uint16, or float in [0, 1]). Alpha is kept aside and re-attached to the result.
+    or ``HxWx4`` (uint8, uint16, bool, or float in [0, 1]). Alpha (including a PNG ``tRNS`` colour key) is kept
+    aside and re-attached to the result. 16-bit data is scaled to 8-bit (``round(v * 255 / 65535)``). A float
+    array outside [0, 1] (e.g. 0..255 data in a float array) or a negative integer array is refused rather than
+    clipped, since clipping would silently turn it into a different picture.
   - mask: same kinds of input; a pixel is a **hole** when its value is at least ``threshold`` (default 0.5) of
     the full range (>= 128 for 8-bit). Boolean arrays and integer arrays whose values are only 0 and 1 are read
     as 0/1 masks. Colour masks are converted to luminance; a mask's alpha channel, if any, is ignored.
   - files: EXIF orientation is applied (the image is inpainted as the user sees it); images over
     ``MAX_PIXELS`` are refused before decoding (decompression bombs); truncated or unreadable files raise.
+    ``save_image`` writes atomically and gives the file the usual permissions (``0o666`` less the umask, or
+    the mode of the file it replaces), not the private ``0o600`` of a temporary file.
 """
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -20,6 +26,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 64_000_000  # ~8000 x 8000; larger inputs are refused rather than risking memory exhaustion
+_FLOAT_SLACK = 1e-3  # float inputs may overshoot [0, 1] by rounding error, not by more
 
 
 class ImageError(ValueError):
@@ -41,9 +48,12 @@ def read_image(path: str | os.PathLike, what: str = "image") -> Image.Image:
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{what} {path} is too large to decode safely ({exc})") from None
+        raise ImageError(f"{what} {path} is too large to decode safely ({exc}); facefill accepts at most "
+                         f"{MAX_PIXELS:,} pixels: downscale it first") from None
     except UnidentifiedImageError:
         raise ImageError(f"{what} {path} is not an image file that Pillow can read") from None
+    except PermissionError as exc:
+        raise ImageError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"{what} {path} could not be decoded (truncated or corrupt?): {exc}") from None
     return img
@@ -69,11 +79,18 @@ def _array_to_unit(arr: np.ndarray, what: str) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         if not np.isfinite(arr).all():
             raise ImageError(f"{what} array contains NaN or infinite values")
-        return np.clip(arr.astype(np.float32), 0.0, 1.0)
+        lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+        if lo < -_FLOAT_SLACK or hi > 1.0 + _FLOAT_SLACK:
+            raise ImageError(f"{what} float array must have values in [0, 1], got [{lo:g}, {hi:g}]; "
+                             "divide 0..255 data by 255 (or pass a uint8 array)")
+        return np.clip(arr.astype(np.float32), 0.0, 1.0)  # only rounding slack is clipped
     if np.issubdtype(arr.dtype, np.integer):
-        top = 255 if arr.max(initial=0) <= 255 else 65535
-        return np.clip(arr.astype(np.float32) / top, 0.0, 1.0)
-    raise ImageError(f"{what} array has unsupported dtype {arr.dtype}")
+        lo, hi = int(arr.min(initial=0)), int(arr.max(initial=0))
+        if lo < 0 or hi > 65535:
+            raise ImageError(f"{what} integer array must have values in 0..255 or 0..65535, got {lo}..{hi}")
+        top = 255 if hi <= 255 else 65535
+        return arr.astype(np.float32) / top
+    raise ImageError(f"{what} array has unsupported dtype {arr.dtype}; use uint8, uint16, bool or float")
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
@@ -86,13 +103,21 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
         arr = np.asarray(img, dtype=np.float32)
         top = 255.0 if arr.max(initial=0) > 1.0 else 1.0
         return np.clip(np.round(arr * (255.0 / top)), 0, 255).astype(np.uint8)
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        return np.asarray(img.convert("RGBA"))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
+        return np.asarray(img.convert("RGBA"))  # a tRNS colour key is alpha too
     if img.mode == "L":
         return np.asarray(img)
     if img.mode == "1":
         return np.asarray(img.convert("L"))
     return np.asarray(img.convert("RGB"))  # RGB, CMYK, YCbCr, LAB, HSV, P without transparency
+
+
+def _decode(img: Image.Image, what: str) -> np.ndarray:
+    """``_pil_to_array`` for a caller's PIL image, which may be lazily opened and so fail only now."""
+    try:
+        return _pil_to_array(img)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{what} could not be decoded (truncated or corrupt?): {exc}") from None
 
 
 def to_rgb(image, what: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
@@ -101,7 +126,7 @@ def to_rgb(image, what: str = "image") -> tuple[np.ndarray, np.ndarray | None]:
         image = read_image(image, what)
     if isinstance(image, Image.Image):
         _check_pixels(image.size, what)
-        arr = _pil_to_array(image)
+        arr = _decode(image, what)
     elif isinstance(image, np.ndarray):
         arr = image
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
@@ -132,11 +157,12 @@ def to_mask(mask, size: tuple[int, int], threshold: float = 0.5, resize: bool = 
         mask = read_image(mask, what)
     if isinstance(mask, Image.Image):
         _check_pixels(mask.size, what)
-        arr = _pil_to_array(mask)
+        arr = _decode(mask, what)
         unit = arr.astype(np.float32) / 255.0
     elif isinstance(mask, np.ndarray):
         if mask.ndim not in (2, 3) or (mask.ndim == 3 and mask.shape[2] not in (1, 3, 4)):
-            raise ImageError(f"{what} array must be HxW (or HxWxC), got shape {mask.shape}")
+            raise ImageError(f"{what} array must be HxW, HxWx1, HxWx3 or HxWx4, got shape {mask.shape}")
+        _check_pixels((mask.shape[1], mask.shape[0]), what)
         if mask.dtype != bool and np.issubdtype(mask.dtype, np.integer) and mask.size and mask.max() <= 1 \
                 and mask.min() >= 0:
             unit = mask.astype(np.float32)  # a 0/1 mask
@@ -165,8 +191,11 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
 
 
 def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Write atomically: to a temporary file beside ``path``, then rename, so a failure leaves nothing behind.
-    The format follows the suffix; JPEG drops alpha (flattened on white)."""
+    """Write atomically: to a temporary file beside ``path``, then rename, so a failure leaves nothing behind
+    (and an existing ``path`` untouched). The format follows the suffix; JPEG drops alpha (flattened on white)
+    and stores other modes it cannot hold (P, I;16, F, ...) as RGB or L."""
+    if not isinstance(image, Image.Image):
+        raise ImageError(f"save_image takes a PIL.Image, got {type(image).__name__}; use to_pil() for arrays")
     path = Path(path)
     suffix = path.suffix.lower()
     fmt = Image.registered_extensions().get(suffix)
@@ -174,10 +203,11 @@ def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
         raise ImageError(f"cannot tell the image format from {path.name!r}; use .png, .jpg, .webp, ...")
     if not path.parent.is_dir():
         raise ImageError(f"output folder {path.parent} does not exist")
-    if fmt == "JPEG" and image.mode in ("RGBA", "LA"):
-        background = Image.new("RGB", image.size, "white")
-        background.paste(image, mask=image.getchannel("A"))
-        image = background
+    if fmt == "JPEG" and image.mode not in ("1", "L", "RGB", "CMYK", "YCbCr"):
+        image = _for_jpeg(image)
+    if path.is_dir():
+        raise ImageError(f"cannot write {path}: it is a folder")
+    mode = _new_file_mode(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
@@ -185,6 +215,7 @@ def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "wb") as fh:
             image.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        os.chmod(tmp, mode)  # mkstemp makes the file private (0o600); the output should not be
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
@@ -192,3 +223,30 @@ def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
             raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
         raise
     return path
+
+
+def _for_jpeg(image: Image.Image) -> Image.Image:
+    """A mode JPEG can store: alpha flattened on white, 16-bit / float scaled to 8 bits, palettes expanded."""
+    arr = _pil_to_array(image)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        a = arr[..., 3:].astype(np.float32) / 255.0
+        arr = np.round(arr[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
+    return Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
+
+
+def _new_file_mode(path: Path) -> int:
+    """Permissions for the written file: those of the file it replaces, else ``0o666`` less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        pass
+    try:  # Linux exposes the umask without having to change it (os.umask is not thread-safe to read)
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask

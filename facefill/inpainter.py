@@ -124,7 +124,11 @@ class NetworkInpainter(nn.Module, Inpainter):
         extra = {k: torch.from_numpy(np.ascontiguousarray(v)).float().to(self.device)[None].permute(0, 3, 1, 2)
                  if v.ndim == 3 else torch.from_numpy(v).float().to(self.device)[None, None]
                  for k, v in guidance.items()}
-        out = self.eval()(image, mask, **extra)["output"]
+        was_training = self.training
+        try:
+            out = self.eval()(image, mask, **extra)["output"]
+        finally:
+            self.train(was_training)
         return out[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
     def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, **guidance) -> np.ndarray:

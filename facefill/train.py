@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from .config import to_dict
-from .data.faces import DEFAULT_TRAIN_DIR, FaceFolder, ResumableSampler
+from .data.faces import DEFAULT_TRAIN_DIR, FaceFolder, ResumableSampler, assemble, preload_faces
 from .data.masks import MaskGenerator
 from .registry import create_model
 
@@ -59,6 +59,9 @@ class TrainConfig:
     sample_every: int = 500
     ckpt_every: int = 100
     device: str = "auto"                             # "auto" = cuda if available else cpu
+    preload: bool = False                            # decode all images once onto the device (GPU training)
+    init_from: str = ""                              # a compact training state (see save_state) to start from
+                                                     # when the run folder has no checkpoint yet
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -146,6 +149,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     step, train_seconds, hardware = 0, 0.0, []
+    if resume and not ckpt_path.exists() and cfg.init_from and rank == 0:
+        restore_state(cfg.init_from, ckpt_path)
+        print(f"starting from the committed training state in {cfg.init_from}")
+    if world > 1:
+        dist.barrier()
     if resume and ckpt_path.exists():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
         gen.load_state_dict(ckpt["generator"])
@@ -170,13 +178,18 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         gen_ddp = torch.nn.parallel.DistributedDataParallel(gen, device_ids=ids)
         disc_ddp = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
 
-    dataset = FaceFolder(cfg.data, resolution=gen.resolution, masks=MaskGenerator(cfg.box_prob))
+    dataset = FaceFolder(cfg.data, resolution=gen.resolution, masks=MaskGenerator(cfg.box_prob),
+                         decode=not cfg.preload)
+    images = preload_faces(dataset.files, gen.resolution, device, threads=max(1, cfg.num_workers)) \
+        if cfg.preload else None
     sampler = ResumableSampler(len(dataset), cfg.seed, start=step * cfg.batch_size * world, rank=rank, world=world)
     loader = iter(DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                              pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0))
     # a fixed batch for sample grids: the first images, fixed masks
     fixed = [dataset[(i, 1000 + i)] for i in range(min(4, len(dataset)))]
     fixed = {k: torch.stack([f[k] for f in fixed]).to(device) for k in fixed[0]}
+    if images is not None:
+        fixed = assemble(images, fixed)
 
     writer = None
     if rank == 0:
@@ -219,7 +232,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     log_file = open(out_dir / "log.jsonl", "a") if rank == 0 else None
     try:
         while step < cfg.steps and not stop["flag"]:
-            batch = {k: v.to(device, non_blocking=True) for k, v in next(loader).items()}
+            batch = next(loader)
+            batch = assemble(images, batch) if images is not None else \
+                {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             lr_scale = min(1.0, (step + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
             for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
                 for group in opt.param_groups:
@@ -311,3 +326,96 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
                 "recipe": {k: cfg[k] for k in ("lr_g", "lr_d", "gan_weight", "gan_start", "gan_warmup",
                                                 "ema_decay", "box_prob", "amp")}}
     return save_pretrained(model, dest, extra={"training": training})
+
+
+def save_state(run_dir: str | Path, dest: str | Path) -> Path:
+    """Write a compact, committable training state of a run into ``dest/state-NNN.safetensors``: the generator in
+    fp32, the Adam moments in bf16, the discriminator and its moments only once the adversarial loss has
+    started (before that it is still its seeded initialisation), and step / RNG / config as metadata. The
+    generator's EMA is not duplicated: it is the shipped fp16 ``model.safetensors`` (see ``export``)."""
+    from safetensors.torch import save_file
+
+    ckpt = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    cfg = ckpt["config"]
+    tensors = {f"generator.{k}": v.float() if v.is_floating_point() else v for k, v in ckpt["generator"].items()}
+    parts = [("g", ckpt["opt_g"])]
+    if cfg["gan_weight"] > 0 and ckpt["step"] > cfg["gan_start"]:
+        tensors.update({f"discriminator.{k}": v for k, v in ckpt["discriminator"].items()})
+        parts.append(("d", ckpt["opt_d"]))
+    for tag, opt in parts:
+        for idx, st in opt["state"].items():
+            for name in ("exp_avg", "exp_avg_sq"):
+                tensors[f"opt_{tag}.{idx}.{name}"] = st[name].to(torch.bfloat16)
+            tensors[f"opt_{tag}.{idx}.step"] = st["step"].reshape(1).float()
+    meta = {"step": ckpt["step"], "config": cfg, "train_seconds": ckpt["train_seconds"],
+            "images_seen": ckpt["images_seen"], "hardware": ckpt["hardware"],
+            "torch_rng": ckpt["rng"]["torch"].tolist()}
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("state-*.safetensors"):
+        old.unlink()
+    # shards of <= 12 MiB: the GPU machine returns files of at most 16 MiB, and git prefers small blobs
+    shards, current, size = [], {}, 0
+    for k, v in tensors.items():
+        nbytes = v.numel() * v.element_size()
+        if current and size + nbytes > 12 * 2**20:
+            shards.append(current)
+            current, size = {}, 0
+        current[k] = v.contiguous()
+        size += nbytes
+    shards.append(current)
+    for i, shard in enumerate(shards):
+        tmp = dest / f".state-{i:03d}.tmp"
+        save_file(shard, str(tmp), metadata={"meta": json.dumps(meta)})
+        os.replace(tmp, dest / f"state-{i:03d}.safetensors")
+    return dest
+
+
+def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
+    """Rebuild a full ``checkpoint.pt`` from ``save_state``'s compact state (the EMA from the shipped weights in
+    ``facefill/weights/<model>``). Continuation is close to, not bit-exact with, the original run (bf16 moments)."""
+    from safetensors import safe_open
+
+    from .registry import weights_path
+
+    paths = sorted(Path(state_dir).glob("state-*.safetensors"))
+    if not paths:
+        raise FileNotFoundError(f"no training state (state-*.safetensors) in {state_dir}")
+    tensors = {}
+    for path in paths:
+        with safe_open(str(path), "pt") as f:
+            meta = json.loads(f.metadata()["meta"])
+            tensors.update({k: f.get_tensor(k) for k in f.keys()})
+    cfg = meta["config"]
+    torch.manual_seed(cfg["seed"])  # the discriminator's initialisation, as in train()
+    gen = create_model(cfg["model"], **cfg["model_args"])
+    disc = gen.build_discriminator()
+    gen.load_state_dict({k[len("generator."):]: v for k, v in tensors.items() if k.startswith("generator.")})
+    if any(k.startswith("discriminator.") for k in tensors):
+        disc.load_state_dict({k[len("discriminator."):]: v for k, v in tensors.items()
+                              if k.startswith("discriminator.")})
+    ema = copy.deepcopy(gen)
+    shipped = weights_path(cfg["model"]) / "model.safetensors"
+    if shipped.is_file():
+        from safetensors.torch import load_file
+
+        ema.load_state_dict({k: v.float() for k, v in load_file(str(shipped)).items()})
+
+    def optimizer_state(tag: str, model: torch.nn.Module, lr: float) -> dict:
+        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(cfg["beta1"], cfg["beta2"]))
+        state = opt.state_dict()
+        for idx in range(len(list(model.parameters()))):
+            if f"opt_{tag}.{idx}.exp_avg" in tensors:
+                state["state"][idx] = {"step": tensors[f"opt_{tag}.{idx}.step"].reshape(()),
+                                       "exp_avg": tensors[f"opt_{tag}.{idx}.exp_avg"].float(),
+                                       "exp_avg_sq": tensors[f"opt_{tag}.{idx}.exp_avg_sq"].float()}
+        return state
+
+    ckpt_path = Path(ckpt_path)
+    ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save({"generator": gen.state_dict(), "discriminator": disc.state_dict(), "ema": ema.state_dict(),
+                  "opt_g": optimizer_state("g", gen, cfg["lr_g"]), "opt_d": optimizer_state("d", disc, cfg["lr_d"]),
+                  "step": meta["step"], "config": cfg,
+                  "rng": {"torch": torch.tensor(meta["torch_rng"], dtype=torch.uint8)},
+                  "train_seconds": meta["train_seconds"], "images_seen": meta["images_seen"],
+                  "hardware": meta["hardware"]}, ckpt_path)

@@ -74,3 +74,36 @@ def test_config_rejects_unknown_and_converts_types(tmp_path):
     path.write_text(json.dumps({"steps": 5, "model_args": {"resolution": 32}}))
     cfg = config.build(TrainConfig, path, ["lr_g=3e-4", "steps=7"])
     assert cfg.steps == 7 and cfg.lr_g == 3e-4 and cfg.model_args == {"resolution": 32}
+
+
+def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
+    """save_state -> restore_state -> resume continues from the same weights and step."""
+    from facefill import registry
+    from facefill.train import restore_state, save_state
+
+    train(_cfg(face_folder, tmp_path / "s", 3), progress=False)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "shipped")
+    export(tmp_path / "s", tmp_path / "shipped" / "deepfill_v2_tiny")
+    save_state(tmp_path / "s", tmp_path / "state")
+    restore_state(tmp_path / "state", tmp_path / "r" / "checkpoint.pt")
+    a = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    assert b["step"] == 3 and all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
+    assert all(torch.allclose(a["discriminator"][k], b["discriminator"][k]) for k in a["discriminator"])
+    for k, v in a["ema"].items():
+        assert torch.allclose(v, b["ema"][k], atol=1e-2, rtol=1e-2)  # shipped fp16 EMA
+    m_a, m_b = a["opt_g"]["state"][0]["exp_avg"], b["opt_g"]["state"][0]["exp_avg"]
+    assert torch.allclose(m_a, m_b, rtol=1e-2, atol=1e-6)
+    summary = train(_cfg(face_folder, tmp_path / "r2", 4, init_from=str(tmp_path / "state")), resume=True,
+                    progress=False)
+    assert summary["step"] == 4
+
+
+def test_preloaded_data_gives_the_same_training(face_folder, tmp_path):
+    """preload=True (images decoded once onto the device) trains on exactly the same batches."""
+    a = train(_cfg(face_folder, tmp_path / "p0", 2), progress=False)
+    b = train(_cfg(face_folder, tmp_path / "p1", 2, preload=True), progress=False)
+    ca = torch.load(tmp_path / "p0" / "checkpoint.pt", weights_only=False)
+    cb = torch.load(tmp_path / "p1" / "checkpoint.pt", weights_only=False)
+    assert a["step"] == b["step"] == 2
+    assert all(torch.allclose(ca["generator"][k], cb["generator"][k], atol=1e-6) for k in ca["generator"])
