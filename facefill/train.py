@@ -148,7 +148,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     ema = copy.deepcopy(gen).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    step, train_seconds, hardware = 0, 0.0, []
+    step, train_seconds, hardware, warmup_start = 0, 0.0, [], 0
     if resume and not ckpt_path.exists() and cfg.init_from and rank == 0:
         restore_state(cfg.init_from, ckpt_path)
         print(f"starting from the committed training state in {cfg.init_from}")
@@ -160,9 +160,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         disc.load_state_dict(ckpt["discriminator"])
         if ema is not None and ckpt.get("ema") is not None:
             ema.load_state_dict(ckpt["ema"])
-        opt_g.load_state_dict(ckpt["opt_g"])
-        opt_d.load_state_dict(ckpt["opt_d"])
+        if ckpt["opt_g"] is not None:  # None after restore_state: fresh Adam, warm-up again
+            opt_g.load_state_dict(ckpt["opt_g"])
+            opt_d.load_state_dict(ckpt["opt_d"])
         step, train_seconds = ckpt["step"], ckpt.get("train_seconds", 0.0)
+        warmup_start = ckpt.get("warmup_start", 0)
         hardware = ckpt.get("hardware", [])
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
@@ -216,7 +218,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                       "ema": ema.state_dict() if ema is not None else None,
                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
                       "config": to_dict(cfg), "rng": _rng_state(), "train_seconds": train_seconds,
-                      "images_seen": step * cfg.batch_size * world, "hardware": hardware}, ckpt_path)
+                      "images_seen": step * cfg.batch_size * world, "hardware": hardware,
+                      "warmup_start": warmup_start}, ckpt_path)
 
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.amp, device))
     start_time, start_step = time.time(), step
@@ -235,7 +238,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             batch = next(loader)
             batch = assemble(images, batch) if images is not None else \
                 {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            lr_scale = min(1.0, (step + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
+            lr_scale = min(1.0, (step - warmup_start + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
             for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
                 for group in opt.param_groups:
                     group["lr"] = lr * lr_scale
@@ -329,24 +332,21 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
 
 
 def save_state(run_dir: str | Path, dest: str | Path) -> Path:
-    """Write a compact, committable training state of a run into ``dest/state-NNN.safetensors``: the generator in
-    fp32, the Adam moments in bf16, the discriminator and its moments only once the adversarial loss has
-    started (before that it is still its seeded initialisation), and step / RNG / config as metadata. The
-    generator's EMA is not duplicated: it is the shipped fp16 ``model.safetensors`` (see ``export``)."""
+    """Write a compact, committable training state of a run into ``dest/state-NNN.safetensors`` (<= 12 MiB
+    shards): the generator in fp16, the discriminator in fp16 once the adversarial loss has started (before that
+    it is its seeded initialisation), and step / RNG / provenance as metadata. The generator's EMA is not
+    duplicated: it is the shipped fp16 ``model.safetensors`` (see ``export``). Adam's moments are left out (they
+    would triple the size that every session commits and every GPU transfer carries): ``restore_state`` starts
+    Adam afresh and the loop warms the learning rate up again. Rounding the weights to fp16 once moves them
+    less than one optimizer step."""
     from safetensors.torch import save_file
 
     ckpt = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
     cfg = ckpt["config"]
-    tensors = {f"generator.{k}": v.float() if v.is_floating_point() else v for k, v in ckpt["generator"].items()}
-    parts = [("g", ckpt["opt_g"])]
+    tensors = {f"generator.{k}": v.half() if v.is_floating_point() else v for k, v in ckpt["generator"].items()}
     if cfg["gan_weight"] > 0 and ckpt["step"] > cfg["gan_start"]:
-        tensors.update({f"discriminator.{k}": v for k, v in ckpt["discriminator"].items()})
-        parts.append(("d", ckpt["opt_d"]))
-    for tag, opt in parts:
-        for idx, st in opt["state"].items():
-            for name in ("exp_avg", "exp_avg_sq"):
-                tensors[f"opt_{tag}.{idx}.{name}"] = st[name].to(torch.bfloat16)
-            tensors[f"opt_{tag}.{idx}.step"] = st["step"].reshape(1).float()
+        tensors.update({f"discriminator.{k}": v.half() if v.is_floating_point() else v
+                        for k, v in ckpt["discriminator"].items()})
     meta = {"step": ckpt["step"], "config": cfg, "train_seconds": ckpt["train_seconds"],
             "images_seen": ckpt["images_seen"], "hardware": ckpt["hardware"],
             "torch_rng": ckpt["rng"]["torch"].tolist()}
@@ -354,7 +354,6 @@ def save_state(run_dir: str | Path, dest: str | Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("state-*.safetensors"):
         old.unlink()
-    # shards of <= 12 MiB: the GPU machine returns files of at most 16 MiB, and git prefers small blobs
     shards, current, size = [], {}, 0
     for k, v in tensors.items():
         nbytes = v.numel() * v.element_size()
@@ -372,9 +371,10 @@ def save_state(run_dir: str | Path, dest: str | Path) -> Path:
 
 
 def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
-    """Rebuild a full ``checkpoint.pt`` from ``save_state``'s compact state (the EMA from the shipped weights in
-    ``facefill/weights/<model>``). Continuation is close to, not bit-exact with, the original run (bf16 moments)."""
+    """Rebuild a ``checkpoint.pt`` from ``save_state``'s compact state (the EMA from the shipped weights in
+    ``facefill/weights/<model>``), with fresh optimizers and a learning-rate warm-up from the restored step."""
     from safetensors import safe_open
+    from safetensors.torch import load_file
 
     from .registry import weights_path
 
@@ -390,32 +390,22 @@ def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
     torch.manual_seed(cfg["seed"])  # the discriminator's initialisation, as in train()
     gen = create_model(cfg["model"], **cfg["model_args"])
     disc = gen.build_discriminator()
-    gen.load_state_dict({k[len("generator."):]: v for k, v in tensors.items() if k.startswith("generator.")})
+
+    def part(prefix: str, model: torch.nn.Module) -> dict:
+        ref = model.state_dict()
+        return {k[len(prefix):]: v.to(ref[k[len(prefix):]].dtype) for k, v in tensors.items() if k.startswith(prefix)}
+
+    gen.load_state_dict(part("generator.", gen))
     if any(k.startswith("discriminator.") for k in tensors):
-        disc.load_state_dict({k[len("discriminator."):]: v for k, v in tensors.items()
-                              if k.startswith("discriminator.")})
+        disc.load_state_dict(part("discriminator.", disc))
     ema = copy.deepcopy(gen)
     shipped = weights_path(cfg["model"]) / "model.safetensors"
     if shipped.is_file():
-        from safetensors.torch import load_file
-
         ema.load_state_dict({k: v.float() for k, v in load_file(str(shipped)).items()})
-
-    def optimizer_state(tag: str, model: torch.nn.Module, lr: float) -> dict:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(cfg["beta1"], cfg["beta2"]))
-        state = opt.state_dict()
-        for idx in range(len(list(model.parameters()))):
-            if f"opt_{tag}.{idx}.exp_avg" in tensors:
-                state["state"][idx] = {"step": tensors[f"opt_{tag}.{idx}.step"].reshape(()),
-                                       "exp_avg": tensors[f"opt_{tag}.{idx}.exp_avg"].float(),
-                                       "exp_avg_sq": tensors[f"opt_{tag}.{idx}.exp_avg_sq"].float()}
-        return state
-
     ckpt_path = Path(ckpt_path)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_save({"generator": gen.state_dict(), "discriminator": disc.state_dict(), "ema": ema.state_dict(),
-                  "opt_g": optimizer_state("g", gen, cfg["lr_g"]), "opt_d": optimizer_state("d", disc, cfg["lr_d"]),
-                  "step": meta["step"], "config": cfg,
+                  "opt_g": None, "opt_d": None, "step": meta["step"], "warmup_start": meta["step"], "config": cfg,
                   "rng": {"torch": torch.tensor(meta["torch_rng"], dtype=torch.uint8)},
                   "train_seconds": meta["train_seconds"], "images_seen": meta["images_seen"],
                   "hardware": meta["hardware"]}, ckpt_path)

@@ -77,7 +77,7 @@ def test_config_rejects_unknown_and_converts_types(tmp_path):
 
 
 def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
-    """save_state -> restore_state -> resume continues from the same weights and step."""
+    """save_state -> restore_state -> resume continues from (fp16-rounded) weights and the same step."""
     from facefill import registry
     from facefill.train import restore_state, save_state
 
@@ -88,15 +88,13 @@ def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
     restore_state(tmp_path / "state", tmp_path / "r" / "checkpoint.pt")
     a = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
-    assert b["step"] == 3 and all(torch.equal(a["generator"][k], b["generator"][k]) for k in a["generator"])
-    assert all(torch.allclose(a["discriminator"][k], b["discriminator"][k]) for k in a["discriminator"])
-    for k, v in a["ema"].items():
-        assert torch.allclose(v, b["ema"][k], atol=1e-2, rtol=1e-2)  # shipped fp16 EMA
-    m_a, m_b = a["opt_g"]["state"][0]["exp_avg"], b["opt_g"]["state"][0]["exp_avg"]
-    assert torch.allclose(m_a, m_b, rtol=1e-2, atol=1e-6)
-    summary = train(_cfg(face_folder, tmp_path / "r2", 4, init_from=str(tmp_path / "state")), resume=True,
-                    progress=False)
-    assert summary["step"] == 4
+    assert b["step"] == 3 and b["warmup_start"] == 3 and b["opt_g"] is None
+    for key in ("generator", "discriminator", "ema"):
+        for k, v in a[key].items():
+            assert torch.allclose(v.float(), b[key][k].float(), rtol=2e-3, atol=1e-4), (key, k)
+    summary = train(_cfg(face_folder, tmp_path / "r2", 5, init_from=str(tmp_path / "state"), lr_warmup=10),
+                    resume=True, progress=False)
+    assert summary["step"] == 5
 
 
 def test_preloaded_data_gives_the_same_training(face_folder, tmp_path):
