@@ -222,8 +222,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                       "warmup_start": warmup_start}, ckpt_path)
 
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.amp, device))
-    start_time, start_step = time.time(), step
-    segment_start = time.time()
+    start_time = segment_start = time.time()
+    rate_time, rate_step = time.time(), step
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -285,8 +285,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     bar.update(1)
                     bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k != "gan_weight"}, refresh=False)
                 if step % cfg.log_every == 0:
-                    elapsed = time.time() - segment_start
-                    logs["images_per_s"] = (step - start_step) * cfg.batch_size * world / max(elapsed, 1e-9)
+                    now = time.time()
+                    logs["images_per_s"] = (step - rate_step) * cfg.batch_size * world / max(now - rate_time, 1e-9)
+                    rate_time, rate_step = now, step
                     log_file.write(json.dumps({"step": step, **logs}) + "\n")
                     log_file.flush()
                     if writer is not None:

@@ -105,3 +105,20 @@ def test_preloaded_data_gives_the_same_training(face_folder, tmp_path):
     cb = torch.load(tmp_path / "p1" / "checkpoint.pt", weights_only=False)
     assert a["step"] == b["step"] == 2
     assert all(torch.allclose(ca["generator"][k], cb["generator"][k], atol=1e-6) for k in ca["generator"])
+
+
+def test_torchrun_ddp_two_processes(face_folder, tmp_path):
+    """Multi-process training through torchrun (gloo on CPU) with no code change: both ranks step together."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "facefill", "train",
+           "--model", "deepfill_v2_tiny", "--data", str(face_folder), "--out", str(tmp_path / "ddp"), "--steps", "2",
+           "--set", "batch_size=2", "--set", "amp=off", "--set", "log_every=1"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("stopped at step 2") == 1
+    ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
+    assert ckpt["step"] == 2 and ckpt["images_seen"] == 2 * 2 * 2
