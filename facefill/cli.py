@@ -324,6 +324,39 @@ def bench(
         typer.echo(f"updated the bench block of {readme}")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to bind; loopback by default, anything else exposes "
+                                               "the server to the network"),
+    port: int = typer.Option(8080, help="TCP port"),
+    model: str = typer.Option("deepfill_v2", "--model", help="default model of the editor and the API"),
+    device: str = typer.Option("cpu", help="torch device for the models: cpu, cuda, cuda:1, ..."),
+    max_upload_mb: float = typer.Option(50.0, help="largest request body accepted, MiB"),
+    max_pixels: int = typer.Option(40_000_000, help="largest image accepted, pixels"),
+) -> None:
+    """Start the web editor and the HTTP API (http://HOST:PORT/, API description at /docs)."""
+    try:
+        import uvicorn
+
+        from .web.server import ServerConfig, create_app
+    except ImportError as exc:
+        _fail(f"the web server needs the web extra ({exc.name} is missing): pip install 'facefill[web]'")
+    from .registry import list_models, model_names
+
+    if model not in model_names():
+        _fail(f"unknown model {model!r}; available: {', '.join(model_names())}")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(f"warning: serving on {host}: anyone who can reach this machine on port {port} can use it "
+                    "(there is no authentication)", fg=typer.colors.YELLOW, err=True)
+    if not any(info.name == model and info.has_weights for info in list_models()):
+        typer.secho(f"note: {model} has no weights yet; requests for it get 503 and the editor starts with a "
+                    "model that has", fg=typer.colors.YELLOW, err=True)
+    config = ServerConfig(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    web_app = create_app(default=model, device=device, config=config)
+    typer.echo(f"facefill editor on http://{host}:{port}/ (API: /api/v1, docs: /docs); default model {model}")
+    uvicorn.run(web_app, host=host, port=port, log_level="warning")
+
+
 def main() -> None:
     app()
 
