@@ -212,14 +212,19 @@ def evaluate(
     output: Path = typer.Option(Path("facefill-eval"), "--output", "-o", help="report folder"),
     readme: Optional[Path] = typer.Option(None, help="also write the tables into this README between "
                                           "<!-- results:start --> and <!-- results:end -->"),
+    metric: List[str] = typer.Option([], "--metric", help="extra metric families beyond L1/PSNR/SSIM: fid, kid, "
+                                     "st_lpips, identity, or none (repeatable; default: every installed one)"),
 ) -> None:
     """Score models on the same images and seeded masks per hole-ratio bucket: report.md, metrics.json, grid.png."""
     from .evaluation import evaluate as run, markdown_tables, write_report
 
+    families = None if not metric else [] if metric == ["none"] else list(metric)
     try:
-        records = run(list(model), data, limit=limit, seed=masks, size=size, device=device)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+        records = run(list(model), data, limit=limit, seed=masks, size=size, device=device, metrics=families)
+    except (KeyError, ValueError, FileNotFoundError, ImportError) as exc:
         _fail(str(exc).strip('"'))
+    for family, reason in records.meta.get("skipped_metrics", {}).items():
+        typer.secho(f"skipped {family}: {reason}", fg=typer.colors.YELLOW, err=True)
     write_report(records, output)
     wanted = [r for r in records if r["metric"] in ("psnr", "l1")]
     typer.echo(markdown_tables(wanted))

@@ -4,6 +4,9 @@
     records = evaluate(["telea", "navier_stokes"], "../shared/data/celeba256/test", limit=100)
     write_report(records, "out/quality")     # metrics.json, report.md, grid.png
 
+With the ``eval`` extra installed, ``evaluate`` also reports FID and KID (``fid.py``), ST-LPIPS (``perceptual.py``)
+and identity preservation (``identity.py``); ``metrics=`` picks them (``extras.EXTRA_METRICS``).
+
 Image ``i`` of the sorted file list is paired with ``evaluation_mask(i, bucket, size, seed)`` in every bucket, so
 all models, and all runs with the same seed, see exactly the same (image, mask) pairs. Models are called through
 the public ``inpaint`` (only hole pixels change), and scored with ``facefill.evaluation.metrics``.
@@ -21,6 +24,7 @@ import numpy as np
 from ..data.faces import list_images
 from ..data.masks import BUCKETS, bucket_name, evaluation_mask
 from ..inpainter import Inpainter
+from .extras import EXTRA_HIGHER_IS_BETTER
 from .metrics import HIGHER_IS_BETTER, MetricAccumulator
 
 TIME_METRIC = "ms_per_image"  # wall time of one ``inpaint`` call; lower is better, depends on the machine
@@ -73,21 +77,40 @@ def _load_models(models, device: str) -> dict[str, Inpainter]:
 
 
 def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: int | None = None, seed: int = 0,
-             buckets=BUCKETS, size: int = 256, progress: bool = True, device: str = "cpu") -> Records:
+             buckets=BUCKETS, size: int = 256, progress: bool = True, device: str = "cpu",
+             metrics: list[str] | None = None) -> Records:
     """Score ``models`` on the images of ``data_dir`` (``size x size``; the first ``limit`` in name order) with the
     fixed evaluation masks of each bucket.
 
+    ``metrics`` picks the extra families (``"fid"``, ``"kid"``, ``"st_lpips"``, ``"identity"``) on top of the base
+    metrics: ``None`` (default) computes every family whose package is installed and lists the others, with the
+    pip command, in ``records.meta["skipped_metrics"]``; ``[]`` computes none; a list computes exactly those and
+    raises ``MissingDependencyError`` (an ``ImportError``) when one is not installed.
+
     Returns ``Records``: one dict ``{"model", "bucket", "metric", "value", "n"}`` per model, bucket (its
-    ``bucket_name``, and ``"all"`` over every bucket's images) and metric (``METRICS`` and ``ms_per_image``);
-    ``value`` is the mean over the ``n`` images. ``records.examples`` keeps one result per bucket for the grid.
+    ``bucket_name``, and ``"all"`` over every bucket's images) and metric (``METRICS``, the extra families' metrics,
+    ``ms_per_image``). ``value`` is the mean over the ``n`` images, except FID/KID, computed between the ``n``
+    results and all the truths; identity's ``n`` leaves out the images without a face in the truth (counted in
+    ``records.meta["identity_no_face"]``). ``records.examples`` keeps one result per bucket for the grid.
     """
     from tqdm.auto import tqdm
 
     from ..imageio import read_image, to_rgb
+    from .extras import ExtraMetrics, select
 
     buckets = [tuple(b) for b in buckets]
     files = image_files(data_dir, limit)
+    families, skipped = select(metrics)
+    if len(files) < 2 and {"fid", "kid"} & set(families):
+        if metrics is not None:
+            raise ValueError(f"FID/KID need at least 2 images, {data_dir} gives {len(files)}; "
+                             "use more images or leave fid/kid out of metrics")
+        for name in ("fid", "kid"):
+            if name in families:
+                families.remove(name)
+                skipped[name] = "needs at least 2 images"
     loaded = _load_models(models, device)
+    extra = ExtraMetrics(families, device) if families else None
     names = [bucket_name(b) for b in buckets]
     acc = {(m, b): MetricAccumulator() for m in loaded for b in names}
     seconds = {(m, b): 0.0 for m in loaded for b in names}
@@ -102,6 +125,7 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
         if truth.shape[:2] != (size, size):
             raise ValueError(f"{path} is {truth.shape[1]}x{truth.shape[0]}, the evaluation size is {size}x{size}; "
                              "pass size= to match the data or use a folder of square images of that size")
+        results = {}
         for bucket, bname in zip(buckets, names):
             hole = evaluation_mask(i, bucket, size, seed).astype(bool)
             example = Example(bname, truth, hole) if example_index[bname] == i else None
@@ -110,38 +134,56 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
                 out = np.asarray(model.inpaint(truth, hole).convert("RGB"))
                 seconds[mname, bname] += time.perf_counter() - t0
                 acc[mname, bname].update(out, truth, hole)
+                results[mname, bname] = out
                 if example is not None:
                     example.results[mname] = out
             if example is not None:
                 examples.append(example)
             bar.update(1)
+        if extra is not None:
+            extra.add_image(truth, results)  # one truth's networks run once for all its results
     bar.close()
 
     records = Records(examples=examples, meta={
-        "data_dir": str(data_dir), "images": len(files), "seed": seed, "size": size,
-        "buckets": names, "wall_s": round(time.perf_counter() - started, 1)})
+        "data_dir": str(data_dir), "images": len(files), "seed": seed, "size": size, "buckets": names,
+        "metrics": families, "skipped_metrics": skipped})
+    if extra is not None and extra.no_face is not None:
+        records.meta["identity_no_face"] = extra.no_face
     for mname in loaded:
         pooled = MetricAccumulator()
         for bname in names:
             a = acc[mname, bname]
             for metric, value in a.compute().items():
                 records.append({"model": mname, "bucket": bname, "metric": metric, "value": value, "n": a.n})
+            for metric, value, n in (extra.records(mname, [bname]) if extra is not None else []):
+                records.append({"model": mname, "bucket": bname, "metric": metric, "value": value, "n": n})
             records.append({"model": mname, "bucket": bname, "metric": TIME_METRIC,
                             "value": 1000 * seconds[mname, bname] / a.n, "n": a.n})
             pooled.merge(a)
         for metric, value in pooled.compute().items():
             records.append({"model": mname, "bucket": "all", "metric": metric, "value": value, "n": pooled.n})
+        for metric, value, n in (extra.records(mname, names) if extra is not None else []):
+            records.append({"model": mname, "bucket": "all", "metric": metric, "value": value, "n": n})
         total = sum(seconds[mname, b] for b in names)
         records.append({"model": mname, "bucket": "all", "metric": TIME_METRIC,
                         "value": 1000 * total / pooled.n, "n": pooled.n})
+    records.meta["wall_s"] = round(time.perf_counter() - started, 1)  # FID/KID included
     return records
 
 
 _FORMATS = {"l1": "{:.4f}", "l1_hole": "{:.4f}", "psnr": "{:.2f}", "psnr_hole": "{:.2f}",
-            "ssim": "{:.4f}", "ssim_hole": "{:.4f}", TIME_METRIC: "{:.1f}"}
+            "ssim": "{:.4f}", "ssim_hole": "{:.4f}", TIME_METRIC: "{:.1f}",
+            "fid": "{:.2f}", "kid": "{:.4f}", "st_lpips": "{:.4f}",
+            "id_cosine": "{:.4f}", "id_distance": "{:.4f}", "id_match": "{:.3f}"}
 _TITLES = {"l1": "L1, whole image", "psnr": "PSNR (dB), whole image", "ssim": "SSIM, whole image",
            "l1_hole": "L1, hole only", "psnr_hole": "PSNR (dB), hole only", "ssim_hole": "SSIM, hole only",
-           TIME_METRIC: "Time per image (ms, this machine)"}
+           TIME_METRIC: "Time per image (ms, this machine)",
+           "fid": "FID (Inception-v3 pool3; n results vs. all truths; biased upwards at small n)",
+           "kid": "KID (unbiased MMD², cubic kernel; n results vs. all truths)",
+           "st_lpips": "ST-LPIPS (shift-tolerant, AlexNet), whole image",
+           "id_cosine": "Identity: cosine similarity of dlib face descriptors, result vs. truth",
+           "id_distance": "Identity: Euclidean distance of dlib face descriptors, result vs. truth",
+           "id_match": "Identity: share of results within 0.6 of the truth (dlib's same-person threshold)"}
 
 
 def markdown_tables(records: list[dict]) -> str:
@@ -149,13 +191,15 @@ def markdown_tables(records: list[dict]) -> str:
     models = list(dict.fromkeys(r["model"] for r in records))
     buckets = [b for b in dict.fromkeys(r["bucket"] for r in records) if b != "all"] + ["all"]
     value = {(r["model"], r["bucket"], r["metric"]): r["value"] for r in records}
-    count = {r["bucket"]: r["n"] for r in records}
+    # n per table: identity leaves out faceless truths, so its n can differ from the other metrics'
+    count = {(r["bucket"], r["metric"]): r["n"] for r in records}
+    higher = {**HIGHER_IS_BETTER, **EXTRA_HIGHER_IS_BETTER}
     parts = []
     for metric in dict.fromkeys(r["metric"] for r in records):
-        better = "higher" if HIGHER_IS_BETTER.get(metric, False) else "lower"
+        better = "higher" if higher.get(metric, False) else "lower"
         fmt = _FORMATS.get(metric, "{:.4g}")
         lines = [f"### {_TITLES.get(metric, metric)} — {better} is better", "",
-                 "| model | " + " | ".join(f"{b} (n={count.get(b, '?')})" for b in buckets) + " |",
+                 "| model | " + " | ".join(f"{b} (n={count.get((b, metric), '?')})" for b in buckets) + " |",
                  "|---|" + "---:|" * len(buckets)]
         for m in models:
             cells = [fmt.format(value[m, b, metric]) if (m, b, metric) in value else "" for b in buckets]
@@ -180,6 +224,18 @@ def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples:
                  f"bucket (hole ratio); wall time {meta['wall_s']} s.", ""]
     head += ["Whole-image metrics count the known pixels (pasted back, so exact), as in the DeepFill/GLCIC papers; "
              "hole-only metrics look at the hole pixels alone. Values are means of per-image scores.", ""]
+    if meta.get("metrics"):
+        head += ["FID and KID compare each model's results in a bucket (for `all`, in every bucket) with all the "
+                 "ground truths, on Inception-v3 pool3 features; with a few hundred images FID is biased upwards "
+                 "(compare models with each other, not with papers), KID is unbiased (a perfect result scores "
+                 "slightly below 0 because results and truths are paired). ST-LPIPS is the shift-tolerant LPIPS "
+                 "(Ghildyal & Liu 2022). Identity compares dlib face descriptors of result and truth, both aligned "
+                 "by the landmarks found in the truth.", ""]
+    if "identity_no_face" in meta:
+        head += [f"Identity: no face found in {meta['identity_no_face']} of the {meta['images']} ground truths; "
+                 "those images are left out of the identity tables (their n).", ""]
+    for name, why in meta.get("skipped_metrics", {}).items():
+        head += [f"Skipped {name}: {why}", ""]
     examples = getattr(records, "examples", []) if grid_examples is None else grid_examples
     if examples:
         grid(examples, cell).save(out / "grid.png")
