@@ -107,6 +107,12 @@ def _rng_state() -> dict:
     return state
 
 
+def guidance_of(model, batch: dict) -> dict:
+    """The extra inputs a model declares (``inputs`` beyond image and mask, e.g. sketch, color) from a batch."""
+    model = _unwrap(model)
+    return {k: batch[k] for k in model.inputs if k not in ("image", "mask")}
+
+
 def sample_grid(model, batch: dict, path: Path) -> None:
     """Save rows of (masked input | coarse | output | composite | truth) as a PNG."""
     from PIL import Image
@@ -115,7 +121,7 @@ def sample_grid(model, batch: dict, path: Path) -> None:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        out = model(batch["image"], batch["mask"])
+        out = model(batch["image"], batch["mask"], **guidance_of(model, batch))
     model.train(was_training)
     m = batch["mask"]
     composite = out["output"] * m + batch["image"] * (1 - m)
@@ -247,7 +253,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 gan_weight = cfg.gan_weight * min(1.0, (step - cfg.gan_start + 1) / max(1, cfg.gan_warmup))
 
             with amp:
-                out = gen_ddp(batch["image"], batch["mask"])
+                out = gen_ddp(batch["image"], batch["mask"], **guidance_of(gen, batch))
             m = batch["mask"]
             out["composite"] = out["output"] * m + batch["image"] * (1 - m)
 
