@@ -49,6 +49,12 @@ class TrainConfig:
     gan_weight: float = 0.1                          # adversarial weight after warm-up (0 = reconstruction only)
     gan_start: int = 0                               # step at which the adversarial loss starts
     gan_warmup: int = 2000                           # steps over which its weight ramps up linearly
+    d_only_steps: int = 0                            # from gan_start, this many discriminator-only steps with
+                                                     # the generator frozen (GLCIC's phase 2, T_D); the
+                                                     # adversarial weight ramps up after them
+    n_critic: int = 1                                # once adversarial training runs, the generator steps at
+                                                     # every n_critic-th step only, the discriminator at every
+                                                     # step (WGAN-GP's n_critic; a step is one batch)
     ema_decay: float = 0.999                         # EMA of generator weights (0 = off); shipped weights are EMA
     box_prob: float = 0.5                            # probability of adding a random box to the brush strokes
     amp: str = "auto"                                # "bf16" autocast, "off", or "auto": bf16 where it is fast
@@ -114,7 +120,7 @@ def guidance_of(model, batch: dict) -> dict:
 
 
 def sample_grid(model, batch: dict, path: Path) -> None:
-    """Save rows of (masked input | coarse | output | composite | truth) as a PNG."""
+    """Save one row per sample: masked input (hole white) | coarse | output | composite | truth."""
     from PIL import Image
 
     model = _unwrap(model)
@@ -126,14 +132,32 @@ def sample_grid(model, batch: dict, path: Path) -> None:
     m = batch["mask"]
     composite = out["output"] * m + batch["image"] * (1 - m)
     cols = [batch["image"] * (1 - m) + m, out.get("coarse", out["output"]), out["output"], composite, batch["image"]]
-    rows = torch.cat([torch.cat(list(c.float().clamp(-1, 1)), 2) for c in cols], 1)  # (3, 5H, B*W)
-    img = rows.add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    rows = [torch.cat([c[b].float().clamp(-1, 1) for c in cols], 2) for b in range(m.shape[0])]  # (3, H, 5W)
+    img = torch.cat(rows, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()  # (B*H, 5W, 3)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.ascontiguousarray(img.transpose(1, 0, 2))).save(path)
+    Image.fromarray(img).save(path)
+
+
+def schedule(cfg: TrainConfig, step: int) -> tuple[bool, bool, float]:
+    """``(d_step, g_step, gan_weight)`` at ``step`` (0-based): which networks update and the adversarial weight.
+
+    Phases: reconstruction only (generator) before ``gan_start``; then ``d_only_steps`` discriminator-only steps
+    (generator frozen, GLCIC's T_D); then joint training, the weight ramping up over ``gan_warmup`` steps and the
+    generator stepping at every ``n_critic``-th step. ``gan_weight == 0`` means reconstruction only throughout."""
+    d_step = cfg.gan_weight > 0 and step >= cfg.gan_start
+    adv_start = cfg.gan_start + cfg.d_only_steps
+    if not d_step:
+        return False, True, 0.0
+    if step < adv_start:
+        return True, False, 0.0
+    gan_weight = cfg.gan_weight * min(1.0, (step - adv_start + 1) / max(1, cfg.gan_warmup))
+    return True, (step - adv_start) % cfg.n_critic == cfg.n_critic - 1, gan_weight
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Train until ``cfg.steps`` (or ``cfg.max_minutes``). Returns a summary dict."""
+    if cfg.n_critic < 1 or cfg.d_only_steps < 0:
+        raise ValueError(f"n_critic must be >= 1 and d_only_steps >= 0; got {cfg.n_critic}, {cfg.d_only_steps}")
     rank, world, local_rank = _distributed()
     if cfg.device == "auto":
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
@@ -248,32 +272,33 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
                 for group in opt.param_groups:
                     group["lr"] = lr * lr_scale
-            gan_weight = 0.0
-            if cfg.gan_weight > 0 and step >= cfg.gan_start:
-                gan_weight = cfg.gan_weight * min(1.0, (step - cfg.gan_start + 1) / max(1, cfg.gan_warmup))
+            d_step, g_step, gan_weight = schedule(cfg, step)
 
-            with amp:
+            with amp, torch.set_grad_enabled(g_step):
                 out = gen_ddp(batch["image"], batch["mask"], **guidance_of(gen, batch))
             m = batch["mask"]
             out["composite"] = out["output"] * m + batch["image"] * (1 - m)
 
-            d_logs = {}
-            if gan_weight > 0:
+            d_logs, g_logs = {}, {}
+            if d_step:
                 opt_d.zero_grad(set_to_none=True)
                 with amp:
                     d_loss, d_logs = gen.discriminator_loss(disc_ddp, batch, out)
                 d_loss.backward()
                 opt_d.step()
 
-            opt_g.zero_grad(set_to_none=True)
-            if world == 1:
-                disc.requires_grad_(False)  # only input gradients are needed for the generator step
-            with amp:
-                g_loss, g_logs = gen.generator_loss(disc_ddp if gan_weight > 0 else None, batch, out, gan_weight)
-            g_loss.backward()
-            disc.requires_grad_(True)
-            opt_g.step()
-            if ema is not None:
+            if g_step:
+                opt_g.zero_grad(set_to_none=True)
+                if world == 1:
+                    disc.requires_grad_(False)  # only input gradients are needed for the generator step
+                with amp:
+                    g_loss, g_logs = gen.generator_loss(disc_ddp if gan_weight > 0 else None, batch, out,
+                                                        gan_weight)
+                g_loss.backward()
+                disc.requires_grad_(True)
+                opt_g.step()
+            loss = g_loss if g_step else d_loss
+            if ema is not None and g_step:
                 decay = min(cfg.ema_decay, (1 + step) / (10 + step))
                 with torch.no_grad():
                     for pe, pg in zip(ema.parameters(), gen.parameters()):
@@ -281,8 +306,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     for be, bg in zip(ema.buffers(), gen.buffers()):
                         be.copy_(bg)
             step += 1
-            if not math.isfinite(g_loss.item()):
-                raise FloatingPointError(f"generator loss is {g_loss.item()} at step {step}; lower the learning rate")
+            if not math.isfinite(loss.item()):
+                which = "generator" if g_step else "discriminator"
+                raise FloatingPointError(f"{which} loss is {loss.item()} at step {step}; lower the learning rate")
 
             if rank == 0:
                 logs = {k: float(v) for k, v in {**g_logs, **d_logs}.items()}
@@ -334,7 +360,8 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
                 "batch_size": cfg["batch_size"], "data": "/".join(Path(cfg["data"]).parts[-2:]),
                 "ema": bool(use_ema and ckpt.get("ema") is not None),
                 "recipe": {k: cfg[k] for k in ("lr_g", "lr_d", "gan_weight", "gan_start", "gan_warmup",
-                                                "ema_decay", "box_prob", "amp")}}
+                                                "ema_decay", "box_prob", "amp") + ("d_only_steps", "n_critic")
+                           if k in cfg}}
     return save_pretrained(model, dest, extra={"training": training})
 
 
