@@ -122,3 +122,21 @@ def test_torchrun_ddp_two_processes(face_folder, tmp_path):
     assert done.stdout.count("stopped at step 2") == 1
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 2 and ckpt["images_seen"] == 2 * 2 * 2
+
+
+def test_sample_grid_layout(tmp_path):
+    """One row per sample, five panels across, not transposed."""
+    import numpy as np
+    from PIL import Image
+
+    from facefill.registry import create_model
+    from facefill.train import sample_grid
+
+    image = torch.zeros(2, 3, 64, 64)
+    image[:, 0, :32] = 1  # the top half of each truth is red
+    sample_grid(create_model("deepfill_v2_tiny"), {"image": image, "mask": torch.zeros(2, 1, 64, 64)},
+                tmp_path / "g.png")
+    grid = np.asarray(Image.open(tmp_path / "g.png"))
+    assert grid.shape == (128, 320, 3)
+    truth = grid[64:, 256:]  # second sample, fifth panel
+    assert (truth[:32, :, 0] == 255).all() and (truth[32:, :, 0] == 128).all()
