@@ -28,7 +28,8 @@ def _load(name: str, device: str):
         _fail(str(exc).strip('"'))
 
 
-def _inpaint_one(model, image_path: Path, mask_path: Path, out_path: Path, threshold: float, resize_mask: bool):
+def _inpaint_one(model, image_path: Path, mask_path: Path, out_path: Path, threshold: float, resize_mask: bool,
+                 align: str = "auto"):
     import warnings
 
     from . import imageio
@@ -37,7 +38,7 @@ def _inpaint_one(model, image_path: Path, mask_path: Path, out_path: Path, thres
     mask = imageio.read_image(mask_path, "mask")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = model.inpaint(image, mask, threshold=threshold, resize_mask=resize_mask)
+        result = model.inpaint(image, mask, threshold=threshold, resize_mask=resize_mask, align=align)
     for w in caught:
         typer.secho(f"warning: {image_path.name}: {w.message}", fg=typer.colors.YELLOW, err=True)
     imageio.save_image(result, out_path)
@@ -52,9 +53,28 @@ def inpaint(
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
     resize_mask: bool = typer.Option(False, "--resize-mask", help="resize a mask of another size to the image"),
+    align: str = typer.Option("auto", "--align", help="auto: inpaint holes that touch a face in the face's aligned "
+                              "frame when one is found (needs dlib), else generic crops; face: require a face; "
+                              "off: generic crops"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="say which face each hole was inpainted in, or why "
+                                 "none was"),
+    attention_map: Optional[Path] = typer.Option(None, "--attention-map", help="also write the colour-coded "
+                                                 "contextual-attention offsets to this PNG (models with an "
+                                                 "attention layer, e.g. deepfill_v1; single image only)"),
 ) -> None:
     """Fill the white region of MASK in IMAGE; write the result to OUTPUT (same size, other pixels exact)."""
+    from .align import FaceNotFoundError
+    from .evaluation._optional import MissingDependencyError
     from .imageio import ImageError
+    from .inpainter import ALIGN_MODES
+
+    if align not in ALIGN_MODES:
+        _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
+    if verbose:
+        import logging
+
+        logging.basicConfig(format="%(message)s")
+        logging.getLogger("facefill").setLevel(logging.INFO)
 
     if image.is_dir():
         from tqdm import tqdm
@@ -63,6 +83,8 @@ def inpaint(
 
         if not mask.is_dir():
             _fail(f"IMAGE {image} is a folder, so --mask must be a folder of same-named masks")
+        if attention_map is not None:
+            _fail("--attention-map takes a single image, not a folder")
         try:
             files = list_images(image)
         except FileNotFoundError as exc:
@@ -75,8 +97,9 @@ def inpaint(
         failed = 0
         for path in tqdm(files, desc="inpainting", unit="img"):
             try:
-                _inpaint_one(net, path, _find_mask(mask, path), output / f"{path.stem}.png", threshold, resize_mask)
-            except ImageError as exc:
+                _inpaint_one(net, path, _find_mask(mask, path), output / f"{path.stem}.png", threshold, resize_mask,
+                             align)
+            except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:
                 failed += 1
                 typer.secho(f"error: {path.name}: {exc}", fg=typer.colors.RED, err=True)
         typer.echo(f"wrote {len(files) - failed} result(s) to {output}")
@@ -84,9 +107,18 @@ def inpaint(
             raise typer.Exit(1)
         return
     net = _load(model, device)
+    if attention_map is not None and not hasattr(net, "attention_map"):
+        _fail(f"model {model} has no attention map (--attention-map needs e.g. deepfill_v1)")
     try:
-        _inpaint_one(net, image, mask, output, threshold, resize_mask)
-    except ImageError as exc:
+        _inpaint_one(net, image, mask, output, threshold, resize_mask, align)
+        if attention_map is not None:
+            from . import imageio
+
+            colors = net.attention_map(imageio.read_image(image, "image"), imageio.read_image(mask, "mask"),
+                                       threshold=threshold, resize_mask=resize_mask)
+            imageio.save_image(imageio.to_pil(colors, None), attention_map)
+            typer.echo(f"wrote {attention_map}")
+    except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:
         _fail(str(exc))
     typer.echo(f"wrote {output}")
 
@@ -96,6 +128,45 @@ def _find_mask(folder: Path, image: Path) -> Optional[Path]:
         if candidate.is_file():
             return candidate
     return None
+
+
+@app.command()
+def edit(
+    image: Path = typer.Argument(..., help="image file"),
+    mask: Path = typer.Option(..., "--mask", "-m", help="mask file (white = the region to redraw)"),
+    output: Path = typer.Option(..., "--output", "-o", help="output file"),
+    sketch: Optional[Path] = typer.Option(None, "--sketch", help="line drawing of the image's size (dark lines on "
+                                          "white, white on black, or lines on a transparent layer)"),
+    color: Optional[Path] = typer.Option(None, "--color", help="colour strokes of the image's size: RGBA (alpha = "
+                                         "painted) or RGB with black = unpainted"),
+    model: str = typer.Option("scfegan", "--model", help="a sketch/colour-guided model name or weights folder"),
+    device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
+    threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
+    align: str = typer.Option("auto", "--align", help="auto, face or off (see `facefill inpaint --help`)"),
+) -> None:
+    """Redraw the white region of MASK in IMAGE following a SKETCH and COLOR strokes (SC-FEGAN)."""
+    from . import imageio
+    from .align import FaceNotFoundError
+    from .evaluation._optional import MissingDependencyError
+    from .imageio import ImageError
+    from .inpainter import ALIGN_MODES
+
+    if align not in ALIGN_MODES:
+        _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
+    net = _load(model, device)
+    given = {"sketch": sketch, "color": color}
+    missing = [k for k, v in given.items() if v is not None and k not in net.inputs]
+    if missing:
+        _fail(f"model {model!r} takes no {' or '.join('--' + k for k in missing)}; use a guided model such as scfegan")
+    try:
+        guidance = {k: imageio.read_image(v, "colour strokes" if k == "color" else k)
+                    for k, v in given.items() if v is not None}
+        result = net.inpaint(imageio.read_image(image, "image"), imageio.read_image(mask, "mask"),
+                             threshold=threshold, align=align, **guidance)
+        imageio.save_image(result, output)
+    except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {output}")
 
 
 @app.command()

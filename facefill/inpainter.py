@@ -6,8 +6,11 @@
   - returns a PIL.Image of the input's size; pixels outside the hole are exactly the input's (alpha kept).
 
 Network models implement ``forward`` on tensors at their own resolution; ``NetworkInpainter.inpaint_array``
-crops a square around each hole (with context margin), scales it to the model's resolution (padding, never
-distorting, when the image is small), runs the model and pastes the result back into that hole only.
+first fills the holes that touch a face in that face's aligned training frame (``align="auto"``, the default; see
+``facefill.align``), then crops a square around each remaining hole (with context margin), scales it to the model's
+resolution (padding, never distorting, when the image is small), runs the model and pastes the result back into
+that hole only (the generic strategy; all of it with ``align="off"``). Classical models work at native resolution
+and ignore ``align``.
 """
 from __future__ import annotations
 
@@ -21,18 +24,31 @@ from torch import nn
 
 from . import imageio
 
+ALIGN_MODES = ("auto", "face", "off")  # see facefill.align
+
 
 class Inpainter:
     """Base of every facefill model. Subclasses set ``inputs`` and implement ``inpaint_array``."""
 
     name: str = ""
     inputs: tuple[str, ...] = ("image", "mask")
+    aligns_faces: bool = False  # True: inpaint_array takes ``align`` (models trained on aligned face crops)
 
-    def inpaint(self, image, mask, *, threshold: float = 0.5, resize_mask: bool = False, **guidance):
-        """Fill the hole of ``image`` marked by ``mask``; see the module docstring for the contract."""
+    def inpaint(self, image, mask, *, threshold: float = 0.5, resize_mask: bool = False, align: str = "auto",
+                **guidance):
+        """Fill the hole of ``image`` marked by ``mask``; see the module docstring for the contract.
+
+        ``align``: ``"auto"`` inpaints holes that touch a face in the face's aligned frame when dlib finds one,
+        ``"face"`` requires it (``facefill.align.FaceNotFoundError`` otherwise), ``"off"`` uses generic crops."""
         unknown = set(guidance) - set(self.inputs)
         if unknown:
             raise TypeError(f"model {self.name!r} does not take {sorted(unknown)}; it takes {list(self.inputs)}")
+        if align not in ALIGN_MODES:
+            raise ValueError(f"align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
+        if align != "off" and not self.aligns_faces:
+            from .align import note
+
+            note("align=%s ignored: %s inpaints at the image's native resolution", align, self.name)
         rgb, alpha = imageio.to_rgb(image)
         size = (rgb.shape[1], rgb.shape[0])
         hole = imageio.to_mask(mask, size, threshold=threshold, resize=resize_mask)
@@ -42,7 +58,8 @@ class Inpainter:
         if hole.all():
             warnings.warn("the mask covers the whole image: there is no context, the result is a guess",
                           stacklevel=2)
-        filled = self.inpaint_array(rgb, hole, **guidance)
+        extra = {"align": align} if self.aligns_faces else {}
+        filled = self.inpaint_array(rgb, hole, **extra, **guidance)
         out = np.where(hole[..., None], filled, rgb)
         return imageio.to_pil(out, alpha)
 
@@ -106,10 +123,17 @@ class NetworkInpainter(nn.Module, Inpainter):
     Subclasses set ``resolution`` (the square size they were trained at), ``pad_multiple`` and ``config``
     (their constructor arguments, saved as ``config.json``), and return ``{"output": (B,3,H,W)}`` from
     ``forward(image, mask, **guidance)``.
+
+    ``frame`` is a property of trained weights (``config.json``'s ``frame``, set by ``load_pretrained``): the side,
+    in native pixels, of the training crops before they were scaled to ``resolution`` (256 for celeba256 crops
+    trained at 128). Generic windows are at least that large, so the model sees faces at the scale it learned;
+    ``None`` means ``resolution``.
     """
 
     resolution: int = 256
+    frame: int | None = None
     pad_multiple: int = 8
+    aligns_faces = True
     config: dict
 
     @property
@@ -131,11 +155,19 @@ class NetworkInpainter(nn.Module, Inpainter):
             self.train(was_training)
         return out[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
-    def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, **guidance) -> np.ndarray:
+    def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, align: str = "off", **guidance) -> np.ndarray:
         res = self.resolution
         work = rgb.copy()
         remaining = hole.copy()
-        for box, group in crop_boxes(hole, res):
+        if align != "off":
+            from .align import plan
+
+            for window, part in plan(rgb, hole, res, align):
+                result = self.predict(window.take(work), window.take_hole(remaining),
+                                      **{k: window.take(v) for k, v in guidance.items()})
+                _paste(work, window.put_back(result), window.box, part)
+                remaining &= ~part
+        for box, group in crop_boxes(remaining, max(res, self.frame or res)) if remaining.any() else []:
             crop = _take(work, box)
             crop_hole = _take(remaining.astype(np.uint8), box)
             crop_hole[_outside(box, hole.shape)] = 0  # mirrored border is context, not hole

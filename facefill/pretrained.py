@@ -70,4 +70,5 @@ def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device =
         raise WeightsError(f"weights in {directory} do not fit {config['model']}: "
                            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    model.frame = config.get("frame")
     return model.to(device).eval()

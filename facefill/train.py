@@ -2,8 +2,10 @@
 
 A model plugs in through three methods on its class: ``build_discriminator()``,
 ``discriminator_loss(disc, batch, out)`` and ``generator_loss(disc, batch, out, gan_weight)``, each loss
-returning ``(loss, {name: value})``. The loop handles data, masks, mixed precision (bf16 autocast on CPU and GPU),
-EMA of the generator, TensorBoard scalars, sample grids, atomic checkpoints, exact resume, and
+returning ``(loss, {name: value})``. ``schedule`` says which networks step when: reconstruction only before
+``gan_start``, then optionally discriminator-only steps (``d_only_steps``, GLCIC), then joint training with the
+generator stepping every ``n_critic``-th step (WGAN-GP). The loop handles data, masks, mixed precision (bf16
+autocast on CPU and GPU), EMA of the generator, TensorBoard scalars, sample grids, atomic checkpoints, exact resume, and
 DistributedDataParallel when started with ``torchrun`` (no code change).
 
 A checkpoint is one dict ``{generator, discriminator, ema, opt_g, opt_d, step, config, rng, train_seconds}``;
@@ -21,14 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from .config import to_dict
-from .data.faces import DEFAULT_TRAIN_DIR, FaceFolder, ResumableSampler, assemble, preload_faces
-from .data.masks import MaskGenerator
+from .data.faces import DEFAULT_TRAIN_DIR, FaceFolder, ResumableSampler, assemble, preload_faces, training_guidance
+from .data.masks import FaceMaskGenerator, MaskGenerator
 from .registry import create_model
 
 
@@ -66,6 +67,8 @@ class TrainConfig:
     ckpt_every: int = 100
     device: str = "auto"                             # "auto" = cuda if available else cpu
     preload: bool = False                            # decode all images once onto the device (GPU training)
+    masks: str = "free_form"                         # "free_form" (DeepFill v2) or "face" (strokes on face parts)
+    guidance_cache: str = ""                         # cache folder for the sketch/colour maps of guided models
     init_from: str = ""                              # a compact training state (see save_state) to start from
                                                      # when the run folder has no checkpoint yet
 
@@ -210,8 +213,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         gen_ddp = torch.nn.parallel.DistributedDataParallel(gen, device_ids=ids)
         disc_ddp = torch.nn.parallel.DistributedDataParallel(disc, device_ids=ids)
 
-    dataset = FaceFolder(cfg.data, resolution=gen.resolution, masks=MaskGenerator(cfg.box_prob),
-                         decode=not cfg.preload)
+    if cfg.masks not in ("free_form", "face"):
+        raise ValueError(f"masks must be 'free_form' or 'face', got {cfg.masks!r}")
+    masks = FaceMaskGenerator(cfg.box_prob) if cfg.masks == "face" else MaskGenerator(cfg.box_prob)
+    dataset = FaceFolder(cfg.data, resolution=gen.resolution, masks=masks, decode=not cfg.preload,
+                         guidance=training_guidance(gen.inputs, cache_dir=cfg.guidance_cache or None))
     images = preload_faces(dataset.files, gen.resolution, device, threads=max(1, cfg.num_workers)) \
         if cfg.preload else None
     sampler = ResumableSampler(len(dataset), cfg.seed, start=step * cfg.batch_size * world, rank=rank, world=world)
@@ -362,7 +368,16 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
                 "recipe": {k: cfg[k] for k in ("lr_g", "lr_d", "gan_weight", "gan_start", "gan_warmup",
                                                 "ema_decay", "box_prob", "amp") + ("d_only_steps", "n_critic")
                            if k in cfg}}
-    return save_pretrained(model, dest, extra={"training": training})
+    from PIL import Image
+
+    from .data.faces import list_images
+
+    try:  # the native side of the training crops, for the inference windows (see NetworkInpainter.frame)
+        with Image.open(list_images(cfg["data"])[0]) as first:
+            frame = min(first.size)
+    except (FileNotFoundError, OSError):
+        frame = None
+    return save_pretrained(model, dest, extra={"training": training, "frame": frame})
 
 
 def save_state(run_dir: str | Path, dest: str | Path) -> Path:

@@ -47,3 +47,27 @@ def portrait() -> Image.Image:
     from facefill.demo import demo_image
 
     return demo_image()
+
+
+class RecordingInpainter:
+    """Factory for a NetworkInpainter 'model' that fills holes with the mean of the known pixels and records each
+    window it is given as ``(image, mask)`` tensors in ``.calls`` (built lazily so conftest imports stay light)."""
+
+    def __new__(cls, resolution: int = 64):
+        from facefill.inpainter import NetworkInpainter
+
+        class _Recorder(NetworkInpainter):
+            def __init__(self):
+                super().__init__()
+                self.resolution = resolution
+                self.config = {}
+                self.w = torch.nn.Parameter(torch.zeros(1))
+                self.calls = []
+
+            def forward(self, image, mask):
+                self.calls.append((image.clone(), mask.clone()))
+                known = 1 - mask
+                mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1)
+                return {"output": mean.expand_as(image)}
+
+        return _Recorder()

@@ -1,29 +1,17 @@
 """The shared inference path: any size, crop strategy, several holes, exact known pixels, padding."""
 from __future__ import annotations
 
+from conftest import RecordingInpainter
+
 import numpy as np
 import pytest
 import torch
 
-from facefill.inpainter import NetworkInpainter, crop_boxes
+from facefill.inpainter import crop_boxes
 from facefill.registry import create_model
 
 
-class Recorder(NetworkInpainter):
-    """A 'model' that fills the hole with the mean of the known pixels and records what it was given."""
-
-    def __init__(self, resolution=64):
-        super().__init__()
-        self.resolution = resolution
-        self.config = {}
-        self.w = torch.nn.Parameter(torch.zeros(1))
-        self.calls = []
-
-    def forward(self, image, mask):
-        self.calls.append((tuple(image.shape), image.clone(), mask.clone()))
-        known = (1 - mask)
-        mean = (image * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True).clamp_min(1)
-        return {"output": mean.expand_as(image)}
+Recorder = RecordingInpainter
 
 
 @pytest.mark.parametrize("size", [(37, 53), (64, 64), (300, 200), (700, 500)])
@@ -46,7 +34,8 @@ def test_small_image_is_padded_not_resized():
     mask = np.zeros((40, 30), bool)
     mask[10:20, 10:20] = True
     out = np.asarray(model.inpaint(image, mask))
-    (shape, seen, seen_mask), = model.calls
+    (seen, seen_mask), = model.calls
+    shape = tuple(seen.shape)
     assert shape == (1, 3, 64, 64)
     # the image sits unscaled in the top-left corner of the window
     assert torch.allclose(seen[0, :, :40, :30], torch.full((3, 40, 30), 200 / 127.5 - 1))
@@ -63,7 +52,7 @@ def test_two_far_holes_two_windows_each_pasted_once():
     mask[50:70, 50:70] = True     # in the dark half
     mask[300:320, 500:520] = True  # in the bright half
     out = np.asarray(model.inpaint(image, mask))
-    assert len(model.calls) == 2 and all(c[0] == (1, 3, 64, 64) for c in model.calls)
+    assert len(model.calls) == 2 and all(tuple(c[0].shape) == (1, 3, 64, 64) for c in model.calls)
     # each hole is filled from its own window's context
     assert abs(int(out[60, 60, 0]) - 50) <= 2 and abs(int(out[310, 510, 0]) - 150) <= 2
     assert np.array_equal(out[~mask], image[~mask])
@@ -75,7 +64,8 @@ def test_large_hole_window_is_scaled_down_to_model_resolution():
     mask = np.zeros((1000, 800), bool)
     mask[300:600, 200:500] = True
     out = np.asarray(model.inpaint(image, mask))
-    (shape, _, seen_mask), = model.calls
+    (seen, seen_mask), = model.calls
+    shape = tuple(seen.shape)
     assert shape == (1, 3, 64, 64)
     assert 0.05 < seen_mask.mean() < 0.5  # the 300 px hole with context fits, scaled, in 64 px
     assert (np.abs(out[mask].astype(int) - 90) <= 1).all()
@@ -107,3 +97,19 @@ def test_guidance_not_accepted_by_plain_model():
     with pytest.raises(TypeError, match="does not take"):
         create_model("deepfill_v2_tiny").inpaint(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool),
                                                  sketch=np.zeros((8, 8)))
+
+
+def test_frame_sets_the_generic_window_size():
+    """Weights trained on 256-px crops scaled to 64 see a 256-px face through a 256-px window scaled to 64."""
+    model = Recorder(resolution=64)
+    model.frame = 256
+    image = np.full((256, 256, 3), 120, np.uint8)
+    image[:128] = 30
+    mask = np.zeros((256, 256), bool)
+    mask[100:120, 100:130] = True
+    model.inpaint(image, mask)
+    (seen, seen_mask), = model.calls
+    shape = tuple(seen.shape)
+    assert shape == (1, 3, 64, 64)
+    assert abs(seen_mask.float().mean().item() - mask.mean()) < 0.01  # the whole image, scaled by 1/4
+    assert torch.allclose(seen[0, 0, 5, 5], torch.tensor(30 / 127.5 - 1), atol=1e-3)

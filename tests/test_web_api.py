@@ -480,3 +480,28 @@ def test_serve_command_binds_loopback_by_default(monkeypatch):
     assert result.exit_code == 0 and "anyone who can reach this machine" in result.output
     result = CliRunner().invoke(app, ["serve", "--model", "nope"])
     assert result.exit_code == 2 and "unknown model 'nope'" in result.output
+
+
+def test_align_field_validated_and_reported():
+    """align=auto|face|off reaches the model; other values are a 422 JSON error."""
+    import io
+
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    import facefill
+    from facefill.web.server import create_app
+
+    client = TestClient(create_app(models={"telea": facefill.load("telea")}, default="telea"))
+    img = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(img, "PNG")
+    m = np.zeros((32, 32), np.uint8)
+    m[8:16, 8:16] = 255
+    mask = io.BytesIO()
+    Image.fromarray(m).save(mask, "PNG")
+    files = lambda: {"image": ("i.png", img.getvalue(), "image/png"), "mask": ("m.png", mask.getvalue(), "image/png")}
+    bad = client.post("/api/v1/inpaint", files=files(), data={"align": "sideways"})
+    assert bad.status_code == 422 and "align must be one of" in bad.json()["error"]
+    ok = client.post("/api/v1/inpaint", files=files(), data={"align": "off"})
+    assert ok.status_code == 200 and ok.headers["content-type"] == "image/png"

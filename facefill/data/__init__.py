@@ -1,1 +1,1 @@
-"""Training data: face folders, free-form masks, and (later) guidance maps."""
+"""Training data: face folders, free-form and face-part masks, sketch and colour guidance maps (SC-FEGAN)."""

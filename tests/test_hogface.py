@@ -1,0 +1,111 @@
+"""The differentiable HOG against scikit-image, and the HOG-guided two-stage face inpainter."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import shared_folder
+from facefill import config
+from facefill.data.hog import hog_blocks, hog_cells, hog_descriptor, hog_map, hog_visualise
+from facefill.registry import create_model
+from facefill.train import TrainConfig, train
+
+skimage_feature = pytest.importorskip("skimage.feature", reason="scikit-image is the reference HOG")
+PARAMS = dict(orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
+
+
+def _compare(rgb: np.ndarray, norm: str) -> float:
+    """Max |ours - skimage| on one uint8 RGB image, in float64, hard votes (scikit-image's binning)."""
+    ref = skimage_feature.hog(rgb, block_norm=norm, channel_axis=-1, **PARAMS)
+    x = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].double()
+    ours = hog_descriptor(x, norm=norm, vote="hard")[0].numpy()
+    assert ours.shape == ref.shape
+    return float(np.abs(ours - ref).max())
+
+
+@pytest.mark.parametrize("norm", ["L2-Hys", "L2"])
+def test_matches_skimage_on_the_astronaut(norm):
+    from facefill.demo import demo_image
+
+    rgb = np.asarray(demo_image().convert("RGB"))[100:356, 150:406]
+    assert _compare(rgb, norm) < 1e-5
+
+
+def test_matches_skimage_on_celeba_faces():
+    files = sorted(shared_folder("celeba256", "test").glob("*.jpg"))[:4]
+    if not files:
+        pytest.skip("no .jpg faces in ../shared/data/celeba256/test")
+    for path in files:
+        assert _compare(np.asarray(Image.open(path).convert("RGB")), "L2-Hys") < 1e-5, path.name
+
+
+def test_grey_float32_and_odd_sizes_match_skimage():
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(0, 1, (70, 45)).astype(np.float32)     # remainders are dropped, as in scikit-image
+    ref = skimage_feature.hog(grey, block_norm="L2-Hys", **PARAMS)
+    ours = hog_descriptor(torch.from_numpy(grey)[None, None], vote="hard")[0].numpy()
+    assert ours.shape == ref.shape and np.abs(ours - ref).max() < 1e-5
+
+
+def test_bilinear_votes_stay_close_to_skimage_and_are_differentiable():
+    from facefill.demo import demo_image
+
+    rgb = np.asarray(demo_image().convert("RGB"))[100:228, 150:278]
+    ref = skimage_feature.hog(rgb, block_norm="L2-Hys", channel_axis=-1, **PARAMS)
+    x = (torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255).requires_grad_(True)
+    ours = hog_descriptor(x)[0]
+    assert np.corrcoef(ours.detach().numpy(), ref)[0, 1] > 0.9
+    # each pixel's votes sum to its gradient magnitude, whichever binning
+    cells_h, cells_b = hog_cells(x.detach(), vote="hard"), hog_cells(x.detach(), vote="bilinear")
+    assert torch.allclose(cells_h.sum(1), cells_b.sum(1), atol=1e-5)
+    hog_map(x).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    flat = torch.zeros(1, 3, 32, 32, requires_grad=True)      # no gradient anywhere: finite, ~zero map
+    m = hog_map(flat)
+    m.sum().backward()
+    assert m.max() < 1e-6 and torch.isfinite(flat.grad).all()
+
+
+def test_hog_map_layout():
+    x = torch.rand(2, 3, 64, 48)
+    m = hog_map(x)
+    assert m.shape == (2, 9, 8, 6) and m.min() >= 0 and m.max() <= 1
+    blocks = hog_blocks(hog_cells(x), 2, "L2")
+    assert blocks.shape == (2, 7, 5, 2, 2, 9)
+    assert torch.allclose(blocks.pow(2).sum((3, 4, 5)), torch.ones(2, 7, 5), atol=1e-4)
+    assert hog_visualise(m).shape == (2, 1, 64, 48)
+    with pytest.raises(ValueError, match="norm"):
+        hog_blocks(hog_cells(x), 2, "L1")
+
+
+def test_stages_and_losses():
+    torch.manual_seed(0)
+    model = create_model("hogface_tiny")
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    out = model(image, mask)
+    assert out["hog"].shape == (2, 9, 8, 8) and out["output"].shape == image.shape
+    # stage 2 reads the predicted HOG map: changing it changes the output
+    guide = torch.cat([image * (1 - mask), mask, torch.zeros(2, 9, 64, 64)], 1)
+    assert not torch.allclose(torch.tanh(model.inpaint_net(guide)), out["output"])
+    # a perfect prediction of both stages has zero reconstruction, perceptual and style loss
+    perfect = {"output": image, "hog": model.true_hog(image)}
+    loss, logs = model.generator_loss(None, {"image": image, "mask": mask}, perfect, 0.0)
+    assert loss.item() == pytest.approx(0, abs=1e-5)
+    assert {"l1", "hog_l1", "perceptual", "style"} <= set(logs)
+    assert model.config["style_weight"] == 250 and model.config["adv_weight"] == 0.1
+
+
+def test_trains_two_steps(face_folder, tmp_path):
+    cfg = config.build(TrainConfig, overrides=dict(
+        model="hogface_tiny", data=str(face_folder), out=str(tmp_path / "r"), batch_size=2, steps=2, gan_weight=1.0,
+        gan_warmup=1, ema_decay=0.9, log_every=1, sample_every=2, ckpt_every=100, amp="off"))
+    assert train(cfg, progress=False)["step"] == 2
+    logs = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    assert all({"hog_l1", "l1", "style", "g_adv_hog", "d_hog", "d_image"} <= set(r) for r in logs)
+    assert all(np.isfinite(v) for r in logs for v in r.values())
