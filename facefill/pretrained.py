@@ -32,6 +32,7 @@ def save_pretrained(model, directory: str | os.PathLike, dtype: torch.dtype = to
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
         os.close(fd)
         write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; weights are meant to be read by anyone
         os.replace(tmp, directory / name)
     return directory
 

@@ -415,6 +415,7 @@ def save_state(run_dir: str | Path, dest: str | Path) -> Path:
     for i, shard in enumerate(shards):
         tmp = dest / f".state-{i:03d}.tmp"
         save_file(shard, str(tmp), metadata={"meta": json.dumps(meta)})
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest / f"state-{i:03d}.safetensors")
     return dest
 
