@@ -77,14 +77,14 @@ class CropBox:
     side: int
 
 
-def crop_boxes(hole: np.ndarray, resolution: int, margin: float = 0.5) -> list[tuple[CropBox, np.ndarray]]:
-    """One square window per group of nearby holes: side = max(resolution, hole extent * (1 + 2*margin)),
+def crop_boxes(hole: np.ndarray, min_side: int, margin: float = 0.5) -> list[tuple[CropBox, np.ndarray]]:
+    """One square window per group of nearby holes: side = max(min_side, hole extent * (1 + 2*margin)),
     centred on the group and moved inside the image where it fits. Returns ``(box, group_hole)`` pairs."""
     h, w = hole.shape
-    if max(h, w) <= resolution:  # small image: one window, padded
-        return [(CropBox(0, 0, resolution), hole)]
+    if max(h, w) <= min_side:  # small image: one window, padded
+        return [(CropBox(0, 0, min_side), hole)]
     # holes closer than a few pixels at model scale belong to the same window
-    gap = max(1, resolution // 16)
+    gap = max(1, min_side // 16)
     joined = cv2.dilate(hole.astype(np.uint8), np.ones((gap, gap), np.uint8))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     out = []
@@ -93,7 +93,7 @@ def crop_boxes(hole: np.ndarray, resolution: int, margin: float = 0.5) -> list[t
         group = hole & (labels == i)
         if not group.any():
             continue
-        side = int(max(resolution, np.ceil(max(bw, bh) * (1 + 2 * margin))))
+        side = int(max(min_side, np.ceil(max(bw, bh) * (1 + 2 * margin))))
         side = min(side, max(h, w))
         cy, cx = y + bh / 2, x + bw / 2
         y0 = int(round(cy - side / 2))
@@ -137,6 +137,11 @@ class NetworkInpainter(nn.Module, Inpainter):
     config: dict
 
     @property
+    def min_window(self) -> int:
+        """Smallest generic window side in image pixels: the training frame, at least ``resolution``."""
+        return max(self.resolution, self.frame or self.resolution)
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -167,7 +172,7 @@ class NetworkInpainter(nn.Module, Inpainter):
                                       **{k: window.take(v) for k, v in guidance.items()})
                 _paste(work, window.put_back(result), window.box, part)
                 remaining &= ~part
-        for box, group in crop_boxes(remaining, max(res, self.frame or res)) if remaining.any() else []:
+        for box, group in crop_boxes(remaining, self.min_window) if remaining.any() else []:
             crop = _take(work, box)
             crop_hole = _take(remaining.astype(np.uint8), box)
             crop_hole[_outside(box, hole.shape)] = 0  # mirrored border is context, not hole

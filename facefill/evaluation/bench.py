@@ -328,7 +328,7 @@ def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, see
 
             record("forward", batch, forward)
             del image, mask
-        windows = len(crop_boxes(holes[0], max(resolution, model.frame or resolution))) if resolution else None
+        windows = len(crop_boxes(holes[0], model.min_window)) if resolution else None
         # align="off": the model's own cost; face detection (align="auto") adds ~0.2-0.7 s per photo
         record("inpaint", 1, lambda: model.inpaint(portrait, holes[0], align="off"), windows)
     else:
