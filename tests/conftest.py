@@ -71,3 +71,12 @@ class RecordingInpainter:
                 return {"output": mean.expand_as(image)}
 
         return _Recorder()
+
+
+def assert_same_training_state(run_a: Path, run_b: Path) -> tuple[dict, dict]:
+    """Both runs' checkpoints hold bit-identical generator, discriminator and EMA weights; returns them."""
+    a = torch.load(Path(run_a) / "checkpoint.pt", weights_only=False)
+    b = torch.load(Path(run_b) / "checkpoint.pt", weights_only=False)
+    for key in ("generator", "discriminator", "ema"):
+        assert all(torch.equal(a[key][n], b[key][n]) for n in a[key]), key
+    return a, b

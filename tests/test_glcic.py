@@ -1,6 +1,8 @@
 """GLCIC: the three-phase schedule (T_C, T_D, joint), its losses, local patches, training through the loop."""
 from __future__ import annotations
 
+from conftest import assert_same_training_state
+
 import json
 
 import pytest
@@ -89,10 +91,7 @@ def test_three_phases_through_the_loop(face_folder, tmp_path):
     straight = train(_cfg(face_folder, tmp_path / "s", 4), progress=False)
     resumed = train(_cfg(face_folder, tmp_path / "b", 4), resume=True, progress=False)
     assert straight["step"] == resumed["step"] == 4
-    s = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=False)
-    r = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    for key in ("generator", "discriminator", "ema"):
-        assert all(torch.equal(s[key][n], r[key][n]) for n in s[key]), key
+    assert_same_training_state(tmp_path / "s", tmp_path / "b")
     logs = [json.loads(line) for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
     assert ["mse" in r for r in logs] == [True, False, False, True]
     assert ["d_loss" in r for r in logs] == [False, True, True, True]

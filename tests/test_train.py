@@ -1,6 +1,8 @@
 """The training loop: a few steps, exact resume after an interruption, export, config handling."""
 from __future__ import annotations
 
+from conftest import assert_same_training_state
+
 import json
 
 import pytest
@@ -22,10 +24,7 @@ def test_train_resume_is_exact(face_folder, tmp_path):
     train(_cfg(face_folder, tmp_path / "b", 2), progress=False)
     resumed = train(_cfg(face_folder, tmp_path / "b", 4), resume=True, progress=False)
     assert straight["step"] == resumed["step"] == 4
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    for key in ("generator", "discriminator", "ema"):
-        assert all(torch.equal(a[key][n], b[key][n]) for n in a[key]), key
+    a, b = assert_same_training_state(tmp_path / "a", tmp_path / "b")
     assert a["opt_g"]["state"][0]["step"] == b["opt_g"]["state"][0]["step"]
     logs = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logs] == [1, 2, 3, 4] and all("d_loss" in r for r in logs)
