@@ -285,18 +285,27 @@ def evaluate(
                                           "<!-- results:start --> and <!-- results:end -->"),
     metric: List[str] = typer.Option([], "--metric", help="extra metric families beyond L1/PSNR/SSIM: fid, kid, "
                                      "st_lpips, identity, or none (repeatable; default: every installed one)"),
+    cache: Optional[Path] = typer.Option(None, help="folder of per-image scores kept between runs, so unchanged "
+                                         "models are not run again [default: ~/.cache/facefill/eval]"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="score everything afresh and store nothing"),
 ) -> None:
     """Score models on the same images and seeded masks per hole-ratio bucket: report.md, metrics.json, grid.png."""
     from .evaluation import evaluate as run, markdown_tables, write_report
+    from .evaluation.cache import default_dir
 
     families = None if not metric else [] if metric == ["none"] else list(metric)
+    store = None if no_cache else cache or default_dir()
     try:
-        records = run(list(model), data, limit=limit, seed=masks, size=size, device=device, metrics=families)
+        records = run(list(model), data, limit=limit, seed=masks, size=size, device=device, metrics=families,
+                      cache=store)
     except (KeyError, ValueError, FileNotFoundError, ImportError) as exc:
         _fail(str(exc).strip('"'))
     for family, reason in records.meta.get("skipped_metrics", {}).items():
         typer.secho(f"skipped {family}: {reason}", fg=typer.colors.YELLOW, err=True)
     write_report(records, output)
+    if records.meta["cached"]:
+        typer.echo(f"{records.meta['cached']} (model, image, bucket) scores came from the cache in {store} "
+                   "(the models' weights are unchanged); --no-cache scores everything afresh")
     wanted = [r for r in records if r["metric"] in ("psnr", "l1")]
     typer.echo(markdown_tables(wanted))
     typer.echo(f"wrote {output}/report.md, metrics.json, grid.png")

@@ -3,6 +3,8 @@
 ``Inpainter.inpaint(image, mask, **guidance)`` is the public call for every model (neural or classical):
   - ``image``: PIL.Image or ``HxWx3`` / ``HxW`` / ``HxWx4`` array, any size and mode (see ``facefill.imageio``);
   - ``mask``: PIL.Image or ``HxW`` array of the image's size; nonzero/white (>= ``threshold``) = hole;
+  - ``**guidance``: user drawings named after the model's ``inputs`` (``sketch``, ``color``), read by
+    ``facefill.guidance`` into float arrays in [0, 1] (sketch ``HxW``, colour ``HxWx3``) for ``inpaint_array``;
   - returns a PIL.Image of the input's size; pixels outside the hole are exactly the input's (alpha kept).
 
 Network models implement ``forward`` on tensors at their own resolution; ``NetworkInpainter.inpaint_array``
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from . import imageio
+from .guidance import convert as convert_guidance
 
 ALIGN_MODES = ("auto", "face", "off")  # see facefill.align
 
@@ -38,9 +41,16 @@ class Inpainter:
                 **guidance):
         """Fill the hole of ``image`` marked by ``mask``; see the module docstring for the contract.
 
+        ``guidance``: drawings for models whose ``inputs`` name them (``None`` = not given): ``sketch``, a line
+        drawing (transparent layer, or either polarity on an opaque background) and ``color``, colour strokes
+        (RGBA, or RGB with black = unpainted); see ``facefill.guidance``. A name the model does not take is a
+        ``TypeError``.
+        ``resize_mask``: resize a mask and drawings of another size to the image's size (nearest neighbour for the
+        mask; area average when shrinking, nearest neighbour when enlarging for drawings) instead of raising
+        ``ImageError``.
         ``align``: ``"auto"`` inpaints holes that touch a face in the face's aligned frame when dlib finds one,
         ``"face"`` requires it (``facefill.align.FaceNotFoundError`` otherwise), ``"off"`` uses generic crops."""
-        unknown = set(guidance) - set(self.inputs)
+        unknown = {k for k, v in guidance.items() if v is not None} - set(self.inputs)
         if unknown:
             raise TypeError(f"model {self.name!r} does not take {sorted(unknown)}; it takes {list(self.inputs)}")
         if align not in ALIGN_MODES:
@@ -52,6 +62,7 @@ class Inpainter:
         rgb, alpha = imageio.to_rgb(image)
         size = (rgb.shape[1], rgb.shape[0])
         hole = imageio.to_mask(mask, size, threshold=threshold, resize=resize_mask)
+        drawings = convert_guidance(self.inputs, size, guidance, resize=resize_mask)
         if not hole.any():
             warnings.warn("the mask is empty: nothing to inpaint, returning the input unchanged", stacklevel=2)
             return imageio.to_pil(rgb, alpha)
@@ -59,7 +70,7 @@ class Inpainter:
             warnings.warn("the mask covers the whole image: there is no context, the result is a guess",
                           stacklevel=2)
         extra = {"align": align} if self.aligns_faces else {}
-        filled = self.inpaint_array(rgb, hole, **extra, **guidance)
+        filled = self.inpaint_array(rgb, hole, **extra, **drawings)
         out = np.where(hole[..., None], filled, rgb)
         return imageio.to_pil(out, alpha)
 

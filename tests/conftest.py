@@ -18,6 +18,12 @@ def shared_folder(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_home(tmp_path_factory, monkeypatch):
+    """Default caches (``facefill eval``'s score cache) go to a per-test folder, never to the user's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache_home")))
+
+
 @pytest.fixture
 def face_folder(tmp_path) -> Path:
     """Six synthetic 'faces' (smooth colour blobs), so training tests need no shared data."""

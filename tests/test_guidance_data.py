@@ -136,3 +136,17 @@ def test_precompute_fills_the_cache(face_folder, tmp_path):
     g = TrainingGuidance(("sketch", "color"), sketch_method="canny", cache_dir=tmp_path / "cache")
     assert g.precompute(list_images(face_folder)[:2], 64) == 4
     assert len(list((tmp_path / "cache").glob("*.png"))) == 8
+
+
+def test_training_maps_drawn_as_images_read_back_unchanged():
+    """A user's drawing in the training maps' convention (white lines on black, colours on black) is read by
+    ``facefill.guidance`` (the one conversion of drawings at inference) into the same arrays the model trained on."""
+    from facefill.guidance import to_color, to_sketch
+
+    hole = np.zeros((128, 128), np.uint8)
+    hole[10:110, 10:64] = 1
+    sketch = SketchMaker("canny")(_shapes(), hole, np.random.default_rng(0))
+    color = ColorMaker(n_segments=16, bilateral_passes=2)(_shapes(), hole, np.random.default_rng(0))
+    as_drawn = {k: np.round(v * 255).astype(np.uint8) for k, v in (("sketch", sketch), ("color", color))}
+    assert np.allclose(to_sketch(as_drawn["sketch"], (128, 128)), sketch, atol=1 / 255)
+    assert np.allclose(to_color(as_drawn["color"], (128, 128)), color, atol=1 / 255)

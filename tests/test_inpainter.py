@@ -6,8 +6,11 @@ from conftest import RecordingInpainter
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from facefill.inpainter import crop_boxes
+from facefill.guidance import to_sketch
+from facefill.imageio import ImageError
+from facefill.inpainter import Inpainter, crop_boxes
 from facefill.registry import create_model
 
 
@@ -97,6 +100,75 @@ def test_guidance_not_accepted_by_plain_model():
     with pytest.raises(TypeError, match="does not take"):
         create_model("deepfill_v2_tiny").inpaint(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8), bool),
                                                  sketch=np.zeros((8, 8)))
+    # None means "not given", for any model
+    create_model("deepfill_v2_tiny").inpaint(np.zeros((48, 64, 3), np.uint8), _hole(), sketch=None)
+
+
+class _Guided(Inpainter):
+    """Takes sketch and colour; records the arrays ``inpaint_array`` is given."""
+
+    inputs = ("image", "mask", "sketch", "color")
+
+    def __init__(self):
+        self.calls = []
+
+    def inpaint_array(self, rgb, hole, **guidance):
+        self.calls.append(guidance)
+        return rgb
+
+
+def _hole(h: int = 48, w: int = 64) -> np.ndarray:
+    m = np.zeros((h, w), np.uint8)
+    m[12:24, 16:32] = 255
+    return m
+
+
+def test_inpaint_converts_drawings_for_every_model():
+    model = _Guided()
+    layer = np.zeros((48, 64, 4), np.uint8)
+    layer[16, 10:40] = (20, 20, 20, 255)  # dark lines on a transparent layer: the alpha is the line
+    model.inpaint(np.zeros((48, 64, 3), np.uint8), _hole(), sketch=Image.fromarray(layer, "RGBA"), color=None)
+    got = model.calls[-1]
+    assert set(got) == {"sketch"}  # None: not given
+    assert got["sketch"].dtype == np.float32 and got["sketch"].shape == (48, 64)
+    assert got["sketch"][16, 10:40].min() == 1 and got["sketch"].sum() == 30
+
+
+def test_resize_mask_resizes_drawings_too():
+    model = _Guided()
+    image = np.zeros((48, 64, 3), np.uint8)
+    half = np.zeros((24, 32), np.uint8)
+    half[10, 4:28] = 255
+    with pytest.raises(ImageError, match="sketch is 32x24 but the image is 64x48"):
+        model.inpaint(image, _hole(), sketch=half)
+    double = np.zeros((96, 128, 3), np.uint8)
+    double[40:42, 80:81] = (200, 100, 0)  # half of a 2x2 block
+    model.inpaint(image, _hole(), sketch=half, color=double, resize_mask=True)
+    got = model.calls[-1]
+    enlarged = np.repeat(np.repeat(half, 2, axis=0), 2, axis=1)  # nearest neighbour when enlarging
+    assert np.array_equal(got["sketch"], to_sketch(enlarged, (64, 48)))
+    assert got["color"].shape == (48, 64, 3)
+    assert np.allclose(got["color"][20, 40], np.array([100, 50, 0]) / 255)  # area average when shrinking
+    assert got["color"].sum() == got["color"][20, 40].sum()
+
+
+def test_sketch_deepfill_takes_a_pil_sketch():
+    torch.manual_seed(0)
+    model = create_model("deepfill_v2_tiny", sketch=True)
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    mask = _hole()
+    sketch = np.full((48, 64), 255, np.uint8)
+    sketch[14:22, 24] = 0  # dark lines on white paper
+    given = []
+    predict = model.predict
+    model.predict = lambda rgb, hole, **guidance: given.append(guidance) or predict(rgb, hole, **guidance)
+    guided = np.asarray(model.inpaint(image, mask, sketch=Image.fromarray(sketch), align="off"))
+    assert guided.shape == image.shape and np.array_equal(guided[mask == 0], image[mask == 0])
+    window = given[-1]["sketch"]  # the 64 px window of the 64x48 image (mirrored rows below it)
+    assert window.dtype == np.float32 and window.shape == (64, 64)
+    assert window[14:22, 24].min() == 1 and window[:48].sum() == 8
+    model.inpaint(image, mask, align="off")  # without a sketch: no lines (zeros), not an error
+    assert given[-1] == {}
 
 
 def test_frame_sets_the_generic_window_size():

@@ -237,13 +237,44 @@ def test_guidance_is_read_per_the_models_inputs():
 
 
 def test_guidance_size_mismatch_and_resize():
-    app = create_app(models={"rec": Recorder()}, names=[])
+    rec = Recorder()
+    app = create_app(models={"rec": rec}, names=[])
     small = np.zeros((H // 2, W // 2), np.uint8)
+    small[10, 4:28] = 255
     with TestClient(app) as c:
         r = c.post("/api/v1/inpaint", files=files(sketch=png(small)))
-        assert r.status_code == 422 and "sketch is 32x24 but the image is 64x48" in r.json()["error"]
+        error = r.json()["error"]
+        assert r.status_code == 422 and "sketch is 32x24 but the image is 64x48" in error
+        assert "resize_mask=true" in error and "resize_mask=True" not in error  # the API's wording
+        r = c.post("/api/v1/inpaint", files=files(color=png(np.zeros((H // 2, W // 2, 3), np.uint8))))
+        assert r.status_code == 422 and "colour strokes is 32x24" in r.json()["error"]
         r = c.post("/api/v1/inpaint", files=files(sketch=png(small)), data={"resize_mask": "1"})
         assert r.status_code == 200, r.text
+    sketch = rec.calls[-1]["sketch"]  # enlarged (nearest neighbour), not rejected
+    assert sketch.shape == (H, W) and sketch[20:22, 8:56].min() == 1 and sketch.sum() == 2 * 48
+
+
+def test_web_and_python_read_a_transparent_layer_the_same_way():
+    """The editor's form: strokes on a transparent layer. The upload goes to ``model.inpaint`` like a PIL image
+    given in Python, so both give the same pixels (dark strokes count by their alpha, not their darkness)."""
+    import torch
+
+    torch.manual_seed(0)
+    model = facefill.create_model("scfegan_tiny")
+    sketch = np.zeros((H, W, 4), np.uint8)
+    sketch[16, 12:34] = (20, 20, 20, 255)  # dark lines on a transparent layer
+    color = np.zeros((H, W, 4), np.uint8)
+    color[14:22, 18:30] = (200, 120, 90, 255)
+    color[13, 18:30] = (0, 255, 0, 0)  # transparent: unpainted, whatever its colour
+    layers = {"sketch": Image.fromarray(sketch, "RGBA"), "color": Image.fromarray(color, "RGBA")}
+    app = create_app(models={"sc": model}, names=[])
+    with TestClient(app) as c:
+        r = c.post("/api/v1/inpaint", files=files(sketch=png(sketch), colour=png(color)), data={"align": "off"})
+        assert r.status_code == 200, r.text
+        plain = c.post("/api/v1/inpaint", files=files(), data={"align": "off"})
+    python = np.asarray(model.inpaint(Image.fromarray(face()), hole(), align="off", **layers))
+    assert np.array_equal(decode(r.content), python)
+    assert not np.array_equal(decode(plain.content), python)  # the drawings reached the model
 
 
 def test_sketch_model_takes_a_sketch_but_not_a_colour():
@@ -258,6 +289,7 @@ def test_sketch_model_takes_a_sketch_but_not_a_colour():
         assert c.get("/api/v1/models").json()["models"][0]["inputs"] == ["image", "mask", "sketch"]
         r = c.post("/api/v1/inpaint", files=files(sketch=png(sketch)))
         assert r.status_code == 200, r.text
+        assert c.post("/api/v1/inpaint", files=files()).status_code == 200  # no sketch drawn: no lines
         r = c.post("/api/v1/inpaint", files=files(color=png(face())))
         assert r.status_code == 400 and "does not take 'color'" in r.json()["error"]
 

@@ -68,11 +68,16 @@ def select(metrics: Iterable[str] | None) -> tuple[list[str], dict[str, str]]:
 
 
 class ExtraMetrics:
-    """Collects the extra families over an evaluation, one truth image (with all its results) at a time.
+    """Scores the extra families image by image and pools them over an evaluation.
 
     >>> extra = ExtraMetrics(["fid", "st_lpips"])
-    >>> extra.add_image(truth, {("telea", "10-20%"): out, ...})   # uint8 HxWx3 arrays
-    >>> extra.records("telea", ["10-20%"])      # [(metric, value, n), ...] for that bucket; bucket "all" pools
+    >>> face, truth_feature, scores = extra.score(truth, [out_a, out_b])   # uint8 HxWx3 arrays
+    >>> extra.add_truth(face, truth_feature)
+    >>> extra.add("telea", "10-20%", *scores[0])
+    >>> extra.records("telea", ["10-20%"])      # [(metric, value, n), ...] for that bucket; several buckets pool
+
+    ``score`` runs each network once on the truth and once per result; ``add_truth`` / ``add`` also take scores
+    read back from ``facefill.evaluation.cache``.
     """
 
     def __init__(self, families: Sequence[str], device: str = "cpu"):
@@ -98,28 +103,55 @@ class ExtraMetrics:
     def distribution(self) -> bool:
         return "fid" in self.families or "kid" in self.families
 
-    def add_image(self, truth: np.ndarray, results: dict[tuple[str, str], np.ndarray]) -> None:
-        """Score every ``(model, bucket) -> result`` of one ``truth`` image."""
-        keys, outs = list(results), list(results.values())
-        self.images += 1
+    def score(self, truth: np.ndarray, outs: Sequence[np.ndarray]
+              ) -> tuple[float, np.ndarray | None, list[tuple[dict[str, float], np.ndarray | None]]]:
+        """``(face, truth feature, [(values, feature) per result])`` for one truth and its results: ``face`` is 1.0
+        when dlib finds a face in the truth, 0.0 when not, NaN without identity; features (float32 Inception pool3)
+        are None without FID/KID; ``values`` has ``st_lpips`` and the identity metrics that apply."""
+        outs = list(outs)
+        values: list[dict[str, float]] = [{} for _ in outs]
+        truth_feature, features = None, [None] * len(outs)
         if self.distribution:
             from .fid import inception_features
 
-            feats = inception_features([truth] + outs, device=self.device)
-            self._truth_features.append(feats[0])
-            for key, f in zip(keys, feats[1:]):
-                self._features[key].append(f)
-        if self._lpips is not None:
+            feats = inception_features([truth] + outs, device=self.device).astype(np.float32)
+            truth_feature, features = feats[0], list(feats[1:])
+        if self._lpips is not None and outs:
             self._lpips.set_truth(truth)
-            for (model, bucket), d in zip(keys, self._lpips.score(outs)):
-                self._values[model, bucket, "st_lpips"].append(float(d))
+            for v, d in zip(values, self._lpips.score(outs)):
+                v["st_lpips"] = float(d)
+        face = float("nan")
         if self._identity is not None:
-            if self._identity.set_truth(truth):
-                for (model, bucket), scores in zip(keys, self._identity.score(outs)):
-                    for metric, value in scores.items():
-                        self._values[model, bucket, metric].append(value)
-            else:
-                self.no_face += 1
+            face = float(self._identity.set_truth(truth))
+            if face and outs:
+                for v, scores in zip(values, self._identity.score(outs)):
+                    v.update(scores)
+        return face, truth_feature, list(zip(values, features))
+
+    def add_truth(self, face: float, feature: np.ndarray | None) -> None:
+        """Count one truth image: its feature (FID/KID reference) and whether it has a face (identity)."""
+        self.images += 1
+        if self.distribution:
+            if feature is None:
+                raise ValueError("FID/KID need the truth's Inception feature")
+            self._truth_features.append(feature)
+        if self.no_face is not None and face == 0.0:
+            self.no_face += 1
+
+    def add(self, model: str, bucket: str, values: dict[str, float], feature: np.ndarray | None) -> None:
+        """Add one result's scores (``score``'s, or cached ones: NaN and missing values are left out)."""
+        if self.distribution:
+            if feature is None:
+                raise ValueError("FID/KID need every result's Inception feature")
+            self._features[model, bucket].append(feature)
+        for metric in self._names():
+            value = values.get(metric)
+            if value is not None and not np.isnan(value):
+                self._values[model, bucket, metric].append(float(value))
+
+    def _names(self) -> list[str]:
+        return (["st_lpips"] if self._lpips is not None else []) + \
+            (list(IDENTITY_METRICS) if self._identity is not None else [])
 
     def records(self, model: str, buckets: Sequence[str]) -> list[tuple[str, float, int]]:
         """``(metric, value, n)`` of ``model`` over the results of ``buckets`` pooled (one bucket, or all of them for
@@ -128,14 +160,13 @@ class ExtraMetrics:
         if self.distribution:
             from .fid import fid, kid
 
-            feats = np.array([f for b in buckets for f in self._features[model, b]])
-            truths = np.array(self._truth_features)
+            feats = np.array([f for b in buckets for f in self._features[model, b]], np.float64)
+            truths = np.array(self._truth_features, np.float64)
             if "fid" in self.families:
                 out.append(("fid", fid(feats, truths), len(feats)))
             if "kid" in self.families:
                 out.append(("kid", kid(feats, truths), len(feats)))
-        names = (["st_lpips"] if self._lpips is not None else []) + (list(IDENTITY_METRICS) if self._identity is not None else [])
-        for metric in names:
+        for metric in self._names():
             values = [v for b in buckets for v in self._values[model, b, metric]]
             if values:
                 out.append((metric, float(np.mean(values)), len(values)))

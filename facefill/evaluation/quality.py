@@ -31,7 +31,7 @@ from .extras import EXTRA_HIGHER_IS_BETTER
 if TYPE_CHECKING:
     import PIL.Image
 
-from .metrics import HIGHER_IS_BETTER, MetricAccumulator
+from .metrics import HIGHER_IS_BETTER, MetricAccumulator, image_metrics
 
 TIME_METRIC = "ms_per_image"  # wall time of one ``inpaint`` call; lower is better, depends on the machine
 
@@ -84,7 +84,7 @@ def _load_models(models, device: str) -> dict[str, Inpainter]:
 
 def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: int | None = None, seed: int = 0,
              buckets=BUCKETS, size: int = 256, progress: bool = True, device: str = "cpu",
-             metrics: list[str] | None = None) -> Records:
+             metrics: list[str] | None = None, cache: str | os.PathLike | None = None) -> Records:
     """Score ``models`` on the images of ``data_dir`` (``size x size``; the first ``limit`` in name order) with the
     fixed evaluation masks of each bucket.
 
@@ -93,15 +93,21 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
     pip command, in ``records.meta["skipped_metrics"]``; ``[]`` computes none; a list computes exactly those and
     raises ``MissingDependencyError`` (an ``ImportError``) when one is not installed.
 
+    ``cache``: a folder of per-image scores from earlier runs (``facefill.evaluation.cache``): a model whose
+    weights did not change is not run again on images it was scored on (``ms_per_image`` is then the time measured
+    when it was). ``None``: no cache.
+
     Returns ``Records``: one dict ``{"model", "bucket", "metric", "value", "n"}`` per model, bucket (its
     ``bucket_name``, and ``"all"`` over every bucket's images) and metric (``METRICS``, the extra families' metrics,
     ``ms_per_image``). ``value`` is the mean over the ``n`` images, except FID/KID, computed between the ``n``
     results and all the truths; identity's ``n`` leaves out the images without a face in the truth (counted in
-    ``records.meta["identity_no_face"]``). ``records.examples`` keeps one result per bucket for the grid.
+    ``records.meta["identity_no_face"]``). ``records.examples`` keeps one result per bucket for the grid;
+    ``records.meta["cached"]`` counts the (model, image, bucket) scores read from the cache.
     """
     from tqdm.auto import tqdm
 
     from ..imageio import read_image, to_rgb
+    from .cache import EvalCache, entry_key, image_key, model_fingerprint
     from .extras import ExtraMetrics, select
 
     buckets = [tuple(b) for b in buckets]
@@ -116,6 +122,8 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
                 families.remove(name)
                 skipped[name] = "needs at least 2 images"
     loaded = _load_models(models, device)
+    store = EvalCache(cache) if cache is not None else None
+    stores = {m: f"{m}-{model_fingerprint(model)}" for m, model in loaded.items()} if store else {}
     extra = ExtraMetrics(families, device) if families else None
     names = [bucket_name(b) for b in buckets]
     acc = {(m, b): MetricAccumulator() for m in loaded for b in names}
@@ -123,6 +131,7 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
     # one example per bucket, each from a different image when there are enough
     example_index = {b: k % len(files) for k, b in enumerate(names)}
     examples: list[Example] = []
+    cached = 0
 
     started = time.perf_counter()
     bar = tqdm(total=len(files) * len(buckets), desc="evaluate", unit="img", disable=not progress)
@@ -131,29 +140,63 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
         if truth.shape[:2] != (size, size):
             raise ValueError(f"{path} is {truth.shape[1]}x{truth.shape[0]}, the evaluation size is {size}x{size}; "
                              "pass size= to match the data or use a folder of square images of that size")
-        results = {}
+        tkey = image_key(truth)
+        known_truth = store.truth(tkey) if store else None
+        face = known_truth[0] if known_truth else None
+        fresh = []  # (model, bucket, entry key, result, base values) scored in this run
         for bucket, bname in zip(buckets, names):
             hole = evaluation_mask(i, bucket, size, seed).astype(bool)
+            key = entry_key(tkey, hole)
             example = Example(bname, truth, hole) if example_index[bname] == i else None
             for mname, model in loaded.items():
-                t0 = time.perf_counter()
-                # the evaluation images are aligned face crops already: no face detection (align="off")
-                out = np.asarray(model.inpaint(truth, hole, align="off").convert("RGB"))
-                seconds[mname, bname] += time.perf_counter() - t0
-                acc[mname, bname].update(out, truth, hole)
-                results[mname, bname] = out
-                if example is not None:
-                    example.results[mname] = out
+                hit = store.get(stores[mname], key, families, face) if store else None
+                if hit is None or example is not None:
+                    t0 = time.perf_counter()
+                    # the evaluation images are aligned face crops already: no face detection (align="off")
+                    out = np.asarray(model.inpaint(truth, hole, align="off").convert("RGB"))
+                    ms = 1000 * (time.perf_counter() - t0)
+                    if example is not None:
+                        example.results[mname] = out
+                if hit is None:
+                    values = {**image_metrics(out, truth, hole), "ms": ms}
+                    fresh.append((mname, bname, key, out, values))
+                else:
+                    cached += 1
+                    values, feature = hit
+                    if extra is not None:
+                        extra.add(mname, bname, values, feature)
+                acc[mname, bname].add(values)
+                seconds[mname, bname] += values["ms"] / 1000
             if example is not None:
                 examples.append(example)
             bar.update(1)
         if extra is not None:
-            extra.add_image(truth, results)  # one truth's networks run once for all its results
+            if fresh or known_truth is None or (extra.distribution and known_truth[1] is None) \
+                    or ("identity" in families and np.isnan(face)):
+                # one truth's networks run once for all its new results
+                face, truth_feature, scores = extra.score(truth, [f[3] for f in fresh])
+            else:
+                face, truth_feature, scores = known_truth[0], known_truth[1], []
+            extra.add_truth(face, truth_feature)
+            for (mname, bname, key, _, values), (more, feature) in zip(fresh, scores):
+                values.update(more)
+                extra.add(mname, bname, values, feature)
+                if store:
+                    store.put(stores[mname], key, values, feature)
+            if store:
+                store.put_truth(tkey, face, truth_feature)
+        elif store:
+            for mname, _, key, _, values in fresh:
+                store.put(stores[mname], key, values, None)
+        if store and (i + 1) % 50 == 0:
+            store.save()  # an interrupted run keeps what it scored
     bar.close()
+    if store:
+        store.save()
 
     records = Records(examples=examples, meta={
         "data_dir": str(data_dir), "images": len(files), "seed": seed, "size": size, "buckets": names,
-        "metrics": families, "skipped_metrics": skipped})
+        "metrics": families, "skipped_metrics": skipped, "cached": cached})
     if extra is not None and extra.no_face is not None:
         records.meta["identity_no_face"] = extra.no_face
     for mname in loaded:
@@ -229,6 +272,9 @@ def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples:
         head += [f"Data: `{meta['data_dir']}`, first {meta['images']} images in name order at {meta['size']} px; "
                  f"masks: `evaluation_mask(i, bucket, {meta['size']}, seed={meta['seed']})`, one per image and "
                  f"bucket (hole ratio); wall time {meta['wall_s']} s.", ""]
+    if meta.get("cached"):
+        head += [f"{meta['cached']} (model, image, bucket) scores were read from the evaluation cache (models whose "
+                 "weights did not change since they were scored); their time per image is the one measured then.", ""]
     head += ["Whole-image metrics count the known pixels (pasted back, so exact), as in the DeepFill/GLCIC papers; "
              "hole-only metrics look at the hole pixels alone. Values are means of per-image scores.", ""]
     if meta.get("metrics"):

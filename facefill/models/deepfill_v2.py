@@ -40,7 +40,8 @@ class DeepFillV2(NetworkInpainter):
     ``forward(image, mask, sketch=None)``:
       - ``image``: ``(B, 3, H, W)`` float in [-1, 1]; pixels under the hole are ignored (zeroed here).
       - ``mask``: ``(B, 1, H, W)``, 1 = hole, 0 = known.
-      - ``sketch``: ``(B, 1, H, W)`` in [0, 1] (1 = line), only when built with ``sketch=True``.
+      - ``sketch``: ``(B, 1, H, W)`` in [0, 1] (1 = line), only when built with ``sketch=True`` (``None`` = no
+        lines; see ``facefill.guidance`` for user drawings given to ``inpaint``).
       H and W must be multiples of ``pad_multiple`` (8).
     Returns ``{"output": (B,3,H,W) refined raw output in [-1, 1], "coarse": stage-1 output, "flow": attention
     offsets (B,2,H/8,W/8)}``. ``output`` is not composited: callers paste it into the hole.
@@ -78,6 +79,8 @@ class DeepFillV2(NetworkInpainter):
         mask = mask.to(image.dtype)
         known = image * (1 - mask)
         ones = torch.ones_like(mask)
+        if self.config["sketch"] and sketch is None:
+            sketch = torch.zeros_like(mask)
         x = [known, ones, mask] + ([sketch.to(image.dtype)] if self.config["sketch"] else [])
         coarse = torch.tanh(self.coarse(torch.cat(x, 1)))
 

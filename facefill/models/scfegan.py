@@ -101,6 +101,11 @@ class SCFEGAN(NetworkInpainter):
       - ``noise``: ``(B, 1, H, W)``; by default N(0, 1) from ``generator`` (see the module docstring).
       H and W must be multiples of ``pad_multiple`` (``2 ** depth``).
     Returns ``{"output": (B, 3, H, W) raw output in [-1, 1]}``, not composited: callers paste it into the hole.
+
+    ``inpaint(image, mask, sketch=None, color=None, ...)`` (``Inpainter.inpaint``) takes the user's drawings:
+    ``sketch``, a line drawing (transparent layer, or either polarity on an opaque background), and ``color``,
+    colour strokes (RGBA, or RGB with black = unpainted), both of the image's size (or any size with
+    ``resize_mask=True``); see ``facefill.guidance``. Without them the hole is inpainted from its context alone.
     """
 
     def __init__(self, cnum: int = 64, depth: int = 6, resolution: int = 256, disc_cnum: int = 64,
@@ -137,16 +142,6 @@ class SCFEGAN(NetworkInpainter):
         self.up.append(_GatedDeconv(prev, 3))
         self.fuse.append(_GatedConv(3 + in_ch, 3, 3, lrn=False, activation=False))
         self._vgg = None
-
-    def inpaint(self, image, mask, *, sketch=None, color=None, **kw):
-        """``Inpainter.inpaint`` with user drawings: ``sketch`` (line drawing, either polarity) and ``color``
-        (RGBA strokes, or RGB with black = unpainted), both of the image's size; see ``facefill.guidance``.
-        Without them the hole is inpainted from its context alone."""
-        from ..guidance import convert, image_size
-
-        extra = convert(self.inputs, image_size(image), {"sketch": sketch, "color": color}) \
-            if sketch is not None or color is not None else {}
-        return super().inpaint(image, mask, **kw, **extra)
 
     def _noise(self, mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if generator is None and self.training:

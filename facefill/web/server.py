@@ -2,7 +2,8 @@
 
 Endpoints (OpenAPI description at ``/docs`` and ``/openapi.json``):
   - ``POST /api/v1/inpaint``: multipart form with ``image`` and ``mask`` files, optional guidance files named
-    after the model's ``inputs`` (``sketch``: white lines on black; ``color``: colour strokes on black), and
+    after the model's ``inputs`` (``sketch``: a line drawing, on a transparent layer or either polarity on an
+    opaque background; ``color``: colour strokes, RGBA or on black; read by ``facefill.guidance``), and
     optional fields ``model``, ``threshold`` (0 < t <= 1, default 0.5) and ``resize_mask`` (true/false).
     Returns the result as ``image/png`` (same size as the EXIF-oriented input, alpha kept).
   - ``GET /api/v1/models``: every model, with the ``inputs`` read from the model itself, whether it is loaded,
@@ -29,7 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -43,9 +43,9 @@ from ..inpainter import ALIGN_MODES
 
 STATIC_DIR = Path(__file__).parent / "static"
 
-# How each kind of guidance input is read from its upload: number of channels handed to the model
-# (float32 in [0, 1]; sketch: 1 = line; color: RGB, black = no colour). Kinds, not model names.
-GUIDANCE_CHANNELS = {"sketch": 1, "color": 3}
+# The guidance upload fields (kinds, not model names); their images go to ``model.inpaint``, which reads them
+# with ``facefill.guidance``.
+GUIDANCE_FIELDS = ("sketch", "color")
 FIELD_ALIASES = {"colour": "color"}
 OPTION_FIELDS = ("model", "threshold", "resize_mask", "align")
 
@@ -186,10 +186,12 @@ _INPAINT_FORM = {
                 "mask": {"type": "string", "format": "binary",
                          "description": "white (>= threshold) = hole; the image's size unless resize_mask"},
                 "sketch": {"type": "string", "format": "binary",
-                           "description": "white lines on black, for models whose inputs include 'sketch'"},
+                           "description": "line drawing: lines on a transparent layer (alpha = line), or dark "
+                                          "on light / light on dark, for models whose inputs include 'sketch'"},
                 "color": {"type": "string", "format": "binary",
-                          "description": "colour strokes on black, for models whose inputs include 'color' "
-                                         "(field name 'colour' is accepted too)"},
+                          "description": "colour strokes: RGBA (alpha = painted) or RGB with black = unpainted, "
+                                         "for models whose inputs include 'color' (field name 'colour' is "
+                                         "accepted too)"},
                 "model": {"type": "string", "description": "model name (GET /api/v1/models); default: the "
                                                            "server's --model"},
                 "threshold": {"type": "number", "default": 0.5,
@@ -363,10 +365,10 @@ async def _read_form(form, pool: ModelPool, default: str | None) -> _InpaintRequ
         raise ApiError(503, f"model {name!r} cannot be built: {type(exc).__name__}: {exc}") from None
     files = {}
     for key, value in fields.items():
-        if key not in ("image", "mask") and key not in GUIDANCE_CHANNELS:
-            raise ApiError(400, f"unknown field {key!r}; fields: image, mask, {', '.join(GUIDANCE_CHANNELS)}, "
+        if key not in ("image", "mask") and key not in GUIDANCE_FIELDS:
+            raise ApiError(400, f"unknown field {key!r}; fields: image, mask, {', '.join(GUIDANCE_FIELDS)}, "
                                 f"{', '.join(OPTION_FIELDS)}")
-        if key in GUIDANCE_CHANNELS and key not in inputs:
+        if key in GUIDANCE_FIELDS and key not in inputs:
             raise ApiError(400, f"model {name!r} does not take {key!r}; it takes {', '.join(inputs)}")
         if isinstance(value, str):
             raise ApiError(422, f"field {key!r} must be a file upload (curl: -F {key}=@file.png)")
@@ -381,7 +383,7 @@ async def _read_form(form, pool: ModelPool, default: str | None) -> _InpaintRequ
         if key not in files:
             raise ApiError(422, f"missing file field {key!r}: send the photo as 'image' and the hole (white) as "
                                 "'mask'")
-    guidance = {k: v for k, v in files.items() if k in GUIDANCE_CHANNELS}
+    guidance = {k: v for k, v in files.items() if k in GUIDANCE_FIELDS}
     return _InpaintRequest(name, files["image"], files["mask"], guidance, threshold, resize_mask, align)
 
 
@@ -433,21 +435,10 @@ def _decode(upload: _Upload, max_pixels: int) -> Image.Image:
             raise ApiError(422, str(exc).replace(str(path), repr(upload.filename))) from None
 
 
-def _guidance_array(upload: _Upload, image_size: tuple[int, int], resize: bool, max_pixels: int) -> np.ndarray:
-    """A guidance upload -> float32 ``HxW`` (1 channel) or ``HxWx3`` in [0, 1] at the image's size."""
-    rgb, _ = imageio.to_rgb(_decode(upload, max_pixels), upload.field)
-    h, w = rgb.shape[:2]
-    if (w, h) != image_size:
-        if not resize:
-            raise ApiError(422, f"{upload.field} is {w}x{h} but the image is {image_size[0]}x{image_size[1]}; "
-                                "send it at the image's size (or set resize_mask=true)")
-        import cv2
-
-        rgb = cv2.resize(rgb, image_size, interpolation=cv2.INTER_AREA if w > image_size[0] else cv2.INTER_NEAREST)
-    unit = rgb.astype(np.float32) / 255.0
-    if GUIDANCE_CHANNELS[upload.field] == 1:
-        return unit @ np.array([0.299, 0.587, 0.114], np.float32)
-    return unit
+def _api_message(exc: imageio.ImageError) -> str:
+    """An input error in the API's words: the Python / CLI resize hints name the ``resize_mask`` field."""
+    return (str(exc).replace("--resize-mask / resize=True", "resize_mask=true")
+            .replace("resize_mask=True", "resize_mask=true"))
 
 
 def _handle(pool: ModelPool, req: _InpaintRequest, config: ServerConfig) -> Response:
@@ -457,9 +448,8 @@ def _handle(pool: ModelPool, req: _InpaintRequest, config: ServerConfig) -> Resp
     try:
         hole = imageio.to_mask(mask, image.size, threshold=req.threshold, resize=req.resize_mask)
     except imageio.ImageError as exc:
-        raise ApiError(422, str(exc).replace("--resize-mask / resize=True", "resize_mask=true")) from None
-    guidance = {k: _guidance_array(u, image.size, req.resize_mask, config.max_pixels)
-                for k, u in req.guidance.items()}
+        raise ApiError(422, _api_message(exc)) from None
+    guidance = {k: _decode(u, config.max_pixels) for k, u in req.guidance.items()}  # read by facefill.guidance
     headers = {"X-Facefill-Model": req.model, "Cache-Control": "no-store"}
     if not hole.any():
         headers["X-Facefill-Warning"] = "the mask is empty: nothing to inpaint, the input is returned unchanged"
@@ -475,15 +465,15 @@ def _handle(pool: ModelPool, req: _InpaintRequest, config: ServerConfig) -> Resp
 
         try:
             with decisions() as notes:
-                out = model.inpaint(image, hole, align=req.align, **guidance)
+                out = model.inpaint(image, hole, resize_mask=req.resize_mask, align=req.align, **guidance)
             if notes:
                 headers["X-Facefill-Align"] = "; ".join(notes)[:1000]
         except FaceNotFoundError as exc:
             raise ApiError(422, str(exc)) from None
         except MissingDependencyError as exc:
             raise ApiError(503, str(exc)) from None
-        except imageio.ImageError as exc:
-            raise ApiError(422, str(exc)) from None
+        except imageio.ImageError as exc:  # a drawing of the wrong size or kind; the message names it
+            raise ApiError(422, _api_message(exc)) from None
         except (TypeError, ValueError) as exc:
             raise ApiError(422, f"model {req.model!r} cannot use this input: {exc}") from None
         headers["X-Facefill-Seconds"] = f"{time.perf_counter() - start:.3f}"

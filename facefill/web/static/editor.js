@@ -381,20 +381,12 @@
     return { canvas: canvasFrom(out), empty: !any };
   }
 
-  // sketch: white lines on black; colour: the strokes' colours on black
+  // sketch and colour: the layer itself, strokes on a transparent canvas (alpha = line / painted), which the
+  // server reads without guessing a polarity (facefill.guidance); null when nothing is drawn on it
   function guidanceCanvas(k) {
     const src = layerImageData(k).data;
-    const out = new ImageData(state.layerW, state.layerH);
-    const d = out.data;
-    let any = false;
-    for (let i = 0; i < src.length; i += 4) {
-      const a = src[i + 3];
-      if (a) any = true;
-      if (k === "sketch") d[i] = d[i + 1] = d[i + 2] = a;
-      else { d[i] = src[i] * a / 255; d[i + 1] = src[i + 1] * a / 255; d[i + 2] = src[i + 2] * a / 255; }
-      d[i + 3] = 255;
-    }
-    return any ? canvasFrom(out) : null;
+    for (let i = 3; i < src.length; i += 4) if (src[i]) return el[k];
+    return null;
   }
 
   function canvasFrom(imageData) {
