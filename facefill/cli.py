@@ -285,6 +285,8 @@ def evaluate(
                                           "<!-- results:start --> and <!-- results:end -->"),
     metric: List[str] = typer.Option([], "--metric", help="extra metric families beyond L1/PSNR/SSIM: fid, kid, "
                                      "st_lpips, identity, or none (repeatable; default: every installed one)"),
+    extra_limit: Optional[int] = typer.Option(None, help="compute FID/KID/ST-LPIPS/identity on the first N images "
+                                              "only (they cost ~10x the base metrics on a CPU)"),
     cache: Optional[Path] = typer.Option(None, help="folder of per-image scores kept between runs, so unchanged "
                                          "models are not run again [default: ~/.cache/facefill/eval]"),
     no_cache: bool = typer.Option(False, "--no-cache", help="score everything afresh and store nothing"),
@@ -297,7 +299,7 @@ def evaluate(
     store = None if no_cache else cache or default_dir()
     try:
         records = run(list(model), data, limit=limit, seed=masks, size=size, device=device, metrics=families,
-                      cache=store)
+                      cache=store, extra_limit=extra_limit)
     except (KeyError, ValueError, FileNotFoundError, ImportError) as exc:
         _fail(str(exc).strip('"'))
     for family, reason in records.meta.get("skipped_metrics", {}).items():

@@ -122,3 +122,23 @@ def test_extra_metrics_cached_equal_fresh(face_folder, tmp_path):
     assert second.meta["cached"] == 6 and model.calls == 2
     assert _scores(second) == pytest.approx(_scores(first), rel=1e-6)
     assert {"st_lpips", "fid"} <= {m for _, m in _scores(second)}
+
+
+def test_extra_limit_scores_the_extra_families_on_the_first_images(face_folder, tmp_path):
+    from facefill.evaluation import extras
+    from facefill.evaluation._optional import MissingDependencyError
+    from facefill.evaluation.quality import readme_block
+
+    try:
+        extras.check_family("st_lpips")
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
+    records = _run(CountingTelea(), face_folder, tmp_path / "cache", limit=4, metrics=["st_lpips"], extra_limit=2)
+    n = {(r["bucket"], r["metric"]): r["n"] for r in records}
+    assert n["10-20%", "psnr"] == 4 and n["10-20%", "st_lpips"] == 2 and n["all", "st_lpips"] == 4
+    assert records.meta["extra_images"] == 2
+    readme = "x\n<!-- results:start -->\n<!-- results:end -->\n"
+    block = readme_block(readme, records, "facefill eval ...")
+    assert "st_lpips on the first 2 images" in block and "ST-LPIPS" in block and "PSNR (dB), whole image" in block
+    with pytest.raises(ValueError, match="extra_limit must be at least 1"):
+        _run(CountingTelea(), face_folder, None, metrics=["st_lpips"], extra_limit=0)

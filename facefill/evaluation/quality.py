@@ -84,14 +84,17 @@ def _load_models(models, device: str) -> dict[str, Inpainter]:
 
 def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: int | None = None, seed: int = 0,
              buckets=BUCKETS, size: int = 256, progress: bool = True, device: str = "cpu",
-             metrics: list[str] | None = None, cache: str | os.PathLike | None = None) -> Records:
+             metrics: list[str] | None = None, cache: str | os.PathLike | None = None,
+             extra_limit: int | None = None) -> Records:
     """Score ``models`` on the images of ``data_dir`` (``size x size``; the first ``limit`` in name order) with the
     fixed evaluation masks of each bucket.
 
     ``metrics`` picks the extra families (``"fid"``, ``"kid"``, ``"st_lpips"``, ``"identity"``) on top of the base
     metrics: ``None`` (default) computes every family whose package is installed and lists the others, with the
     pip command, in ``records.meta["skipped_metrics"]``; ``[]`` computes none; a list computes exactly those and
-    raises ``MissingDependencyError`` (an ``ImportError``) when one is not installed.
+    raises ``MissingDependencyError`` (an ``ImportError``) when one is not installed. ``extra_limit``: compute the
+    extra families on the first ``extra_limit`` images only (they cost about ten times the base metrics on a CPU);
+    their records' ``n`` says how many images they cover.
 
     ``cache``: a folder of per-image scores from earlier runs (``facefill.evaluation.cache``): a model whose
     weights did not change is not run again on images it was scored on (``ms_per_image`` is then the time measured
@@ -113,10 +116,14 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
     buckets = [tuple(b) for b in buckets]
     files = image_files(data_dir, limit)
     families, skipped = select(metrics)
-    if len(files) < 2 and {"fid", "kid"} & set(families):
+    if extra_limit is not None and extra_limit < 1:
+        raise ValueError(f"extra_limit must be at least 1, got {extra_limit}")
+    n_extra = len(files) if extra_limit is None else min(extra_limit, len(files))
+    if n_extra < 2 and {"fid", "kid"} & set(families):
         if metrics is not None:
-            raise ValueError(f"FID/KID need at least 2 images, {data_dir} gives {len(files)}; "
-                             "use more images or leave fid/kid out of metrics")
+            raise ValueError(f"FID/KID need at least 2 images, this run scores them on {n_extra} "
+                             f"({data_dir}, limit {limit}, extra_limit {extra_limit}); use more images or leave "
+                             "fid/kid out of metrics")
         for name in ("fid", "kid"):
             if name in families:
                 families.remove(name)
@@ -141,6 +148,8 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
             raise ValueError(f"{path} is {truth.shape[1]}x{truth.shape[0]}, the evaluation size is {size}x{size}; "
                              "pass size= to match the data or use a folder of square images of that size")
         tkey = image_key(truth)
+        scored = extra is not None and i < n_extra  # the extra families score this image
+        wanted = families if scored else []
         known_truth = store.truth(tkey) if store else None
         face = known_truth[0] if known_truth else None
         fresh = []  # (model, bucket, entry key, result, base values) scored in this run
@@ -149,7 +158,7 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
             key = entry_key(tkey, hole)
             example = Example(bname, truth, hole) if example_index[bname] == i else None
             for mname, model in loaded.items():
-                hit = store.get(stores[mname], key, families, face) if store else None
+                hit = store.get(stores[mname], key, wanted, face) if store else None
                 if hit is None or example is not None:
                     t0 = time.perf_counter()
                     # the evaluation images are aligned face crops already: no face detection (align="off")
@@ -163,14 +172,14 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
                 else:
                     cached += 1
                     values, feature = hit
-                    if extra is not None:
+                    if scored:
                         extra.add(mname, bname, values, feature)
                 acc[mname, bname].add(values)
                 seconds[mname, bname] += values["ms"] / 1000
             if example is not None:
                 examples.append(example)
             bar.update(1)
-        if extra is not None:
+        if scored:
             if fresh or known_truth is None or (extra.distribution and known_truth[1] is None) \
                     or ("identity" in families and np.isnan(face)):
                 # one truth's networks run once for all its new results
@@ -196,7 +205,7 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
 
     records = Records(examples=examples, meta={
         "data_dir": str(data_dir), "images": len(files), "seed": seed, "size": size, "buckets": names,
-        "metrics": families, "skipped_metrics": skipped, "cached": cached})
+        "metrics": families, "skipped_metrics": skipped, "cached": cached, "extra_images": n_extra if extra else 0})
     if extra is not None and extra.no_face is not None:
         records.meta["identity_no_face"] = extra.no_face
     for mname in loaded:
@@ -277,6 +286,9 @@ def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples:
                  "weights did not change since they were scored); their time per image is the one measured then.", ""]
     head += ["Whole-image metrics count the known pixels (pasted back, so exact), as in the DeepFill/GLCIC papers; "
              "hole-only metrics look at the hole pixels alone. Values are means of per-image scores.", ""]
+    if meta.get("metrics") and meta.get("extra_images", meta["images"]) < meta["images"]:
+        head += [f"{', '.join(meta['metrics'])}: on the first {meta['extra_images']} images only "
+                 "(`extra_limit`; see each table's n).", ""]
     if meta.get("metrics"):
         head += ["FID and KID compare each model's results in a bucket (for `all`, in every bucket) with all the "
                  "ground truths, on Inception-v3 pool3 features; with a few hundred images FID is biased upwards "
@@ -336,12 +348,18 @@ def replace_block(readme: str, name: str, body: str) -> str:
     return f"{head}{start}\n{body.rstrip()}\n{end}{tail}"
 
 
+README_METRICS = ("psnr", "l1", "psnr_hole", "l1_hole", "ssim", "fid", "kid", "st_lpips", "id_cosine", "id_match")
+
+
 def readme_block(readme: str, records: list[dict], command: str) -> str:
-    """``readme`` with its ``results`` block replaced by the whole-image and hole-only PSNR / L1 tables of
-    ``records``, stamped with the ``command`` that produced them."""
+    """``readme`` with its ``results`` block replaced by the tables of ``README_METRICS`` that ``records`` has
+    (PSNR / L1 whole and hole, SSIM, and the extra families), stamped with the ``command`` that produced them."""
     meta = getattr(records, "meta", {})
-    wanted = [r for r in records if r["metric"] in ("psnr", "l1", "psnr_hole", "l1_hole")]
+    wanted = [r for r in records if r["metric"] in README_METRICS]
+    wanted.sort(key=lambda r: README_METRICS.index(r["metric"]))  # stable: models and buckets keep their order
     body = (f"Generated by `{command}`"
             + (f" ({meta['images']} images x {len(meta['buckets'])} buckets, {meta['wall_s']} s)" if meta else "")
+            + (f"; {', '.join(meta['metrics'])} on the first {meta['extra_images']} images"
+               if meta.get("metrics") and meta.get("extra_images", meta["images"]) < meta["images"] else "")
             + ". Do not edit by hand.\n\n" + markdown_tables(wanted).replace("### ", "#### "))
     return replace_block(readme, "results", body)
