@@ -265,3 +265,22 @@ def test_every_network_model_takes_the_aligned_path():
             out = np.asarray(model.inpaint(face, hole))
         assert any("inpainted in its aligned" in n for n in notes), (name, notes)
         assert np.array_equal(out[~hole], face[~hole]), name
+
+
+@needs_dlib
+def test_alignment_measurement_writes_report_and_readme_block(tmp_path, tiny_weights):
+    from facefill.evaluation import alignment
+
+    data = tmp_path / "portraits"  # one portrait, at 384 px to keep detection cheap
+    data.mkdir()
+    Image.fromarray(_portrait(0, 384)).save(data / "0.png")
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- alignment:start -->\nold\n<!-- alignment:end -->\n")
+    out = tmp_path / "alignment"
+    alignment.main(["--model", str(tiny_weights), "--data", str(data), "--limit", "1", "-o", str(out),
+                    "--readme", str(readme)])
+    result = __import__("json").loads((out / "alignment.json").read_text())
+    assert result["meta"]["masks"] == 3 and {c["method"] for c in result["cases"]} == set(alignment.METHODS)
+    text = readme.read_text()
+    assert "old" not in text and "| align=auto (face frame) |" in text and "demo_before_after.png" in text
+    assert f"--limit 1 -o {out}" in text  # the command that produced it
