@@ -49,6 +49,21 @@ def test_output_ignores_hole_pixels(name):
         assert torch.allclose(model(image, mask)["output"], model(other, mask)["output"])
 
 
+@pytest.mark.parametrize("name", ["deepfill_v1", "deepfill_v2", "glcic", "hogface", "scfegan"])
+def test_freshly_built_full_model_sees_its_input(name):
+    """At initialisation the output must depend on the known pixels (facefill.layers.init): with PyTorch's default
+    initialisation DeepFill's ~20 unnormalised convolutions let ~1e-8 of the input through."""
+    torch.manual_seed(0)
+    model = create_model(name, resolution=128).train()  # batch statistics for the models with batch norm
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[:, :, 40:88, 40:88] = 1
+    with torch.no_grad():
+        change = (model(image, mask)["output"] - model(image.flip(0), mask)["output"]).abs().mean()
+    assert change > 1e-2, f"{name}: the output barely depends on the input at initialisation ({change:.2e})"
+
+
 @pytest.mark.parametrize("name", TINY)
 def test_gradients_reach_every_parameter(name):
     torch.manual_seed(0)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .init import GATED_GAIN, init_conv_
+
 
 class GatedConv2d(nn.Module):
     """``phi(conv_f(x)) * sigmoid(conv_g(x))`` with 'same' padding for any dilation.
@@ -28,6 +30,7 @@ class GatedConv2d(nn.Module):
         gated = activation is not None
         padding = dilation * (kernel_size - 1) // 2
         self.conv = nn.Conv2d(in_ch, out_ch * (2 if gated else 1), kernel_size, stride, padding, dilation)
+        init_conv_(self.conv, GATED_GAIN if gated else 1.0)  # keeps the signal alive through deep stacks (init.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x)

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..inpainter import NetworkInpainter
 from ..layers import ContextualAttention, flow_to_color
+from ..layers.init import RELU_GAIN, init_conv_
 from ..layers.local_patch import box_patches, hole_boxes
 from ..losses import (discounted_l1, gradient_penalty, random_interpolates, spatial_discount, wgan_d_loss,
                       wgan_g_loss)
@@ -38,7 +39,8 @@ class Conv(nn.Module):
                  activation: str | None = "elu"):
         super().__init__()
         self.pad = dilation * (kernel_size - 1) // 2
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, 0, dilation)
+        self.conv = init_conv_(nn.Conv2d(in_ch, out_ch, kernel_size, stride, 0, dilation),
+                               RELU_GAIN if activation else 1.0)  # see facefill.layers.init
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
