@@ -107,9 +107,10 @@ class EvalCache:
     """The scores of earlier runs in ``directory`` (see the module docstring).
 
     >>> cache = EvalCache("~/.cache/facefill/eval")
-    >>> fp = model_fingerprint(model)
-    >>> cache.get(fp_name, key, families)     # -> (dict of VALUES, feature or None) or None when not stored
-    >>> cache.put(fp_name, key, values, feature); cache.save()
+    >>> store = f"{name}-{model_fingerprint(model)}"          # one file per model version
+    >>> key = entry_key(image_key(truth), hole)
+    >>> cache.get(store, key, families)     # -> (dict of VALUES, feature or None) or None when not stored
+    >>> cache.put(store, key, values, feature); cache.save()
     """
 
     def __init__(self, directory: str | os.PathLike):
