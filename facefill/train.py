@@ -47,6 +47,8 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lr_warmup: int = 0                               # linear learning-rate warm-up steps
+    lr_milestones: list[int] = field(default_factory=list)  # steps at which both learning rates are multiplied
+    lr_gamma: float = 0.1                            # by lr_gamma (torch's MultiStepLR schedule)
     gan_weight: float = 0.1                          # adversarial weight after warm-up (0 = reconstruction only)
     gan_start: int = 0                               # step at which the adversarial loss starts
     gan_warmup: int = 2000                           # steps over which its weight ramps up linearly
@@ -155,6 +157,14 @@ def schedule(cfg: TrainConfig, step: int) -> tuple[bool, bool, float]:
         return True, False, 0.0
     gan_weight = cfg.gan_weight * min(1.0, (step - adv_start + 1) / max(1, cfg.gan_warmup))
     return True, (step - adv_start) % cfg.n_critic == cfg.n_critic - 1, gan_weight
+
+
+def lr_factor(cfg: TrainConfig, step: int, warmup_start: int = 0) -> float:
+    """The learning-rate multiplier at ``step`` (0-based): a linear warm-up over ``lr_warmup`` steps from
+    ``warmup_start`` (the step the run started at, when it started from a compact state), times ``lr_gamma`` for each
+    of ``lr_milestones`` already reached."""
+    warm = min(1.0, (step - warmup_start + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
+    return warm * cfg.lr_gamma ** sum(step >= m for m in cfg.lr_milestones)
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
@@ -274,7 +284,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             batch = next(loader)
             batch = assemble(images, batch) if images is not None else \
                 {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            lr_scale = min(1.0, (step - warmup_start + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
+            lr_scale = lr_factor(cfg, step, warmup_start)
             for opt, lr in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
                 for group in opt.param_groups:
                     group["lr"] = lr * lr_scale
@@ -365,9 +375,9 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
                 "train_hours": round(ckpt["train_seconds"] / 3600, 2), "hardware": ckpt["hardware"],
                 "batch_size": cfg["batch_size"], "data": "/".join(Path(cfg["data"]).parts[-2:]),
                 "ema": bool(use_ema and ckpt.get("ema") is not None),
-                "recipe": {k: cfg[k] for k in ("lr_g", "lr_d", "gan_weight", "gan_start", "gan_warmup",
-                                                "ema_decay", "box_prob", "amp") + ("d_only_steps", "n_critic")
-                           if k in cfg}}
+                "recipe": {k: cfg[k] for k in ("lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start",
+                                                "gan_warmup", "ema_decay", "box_prob", "amp", "d_only_steps",
+                                                "n_critic") if k in cfg}}
     from PIL import Image
 
     from .data.faces import list_images

@@ -10,7 +10,7 @@ import torch
 
 from facefill import config
 from facefill.pretrained import load_pretrained
-from facefill.train import TrainConfig, export, train
+from facefill.train import TrainConfig, export, lr_factor, train
 
 
 def _cfg(face_folder, out, steps, **kw):
@@ -30,6 +30,16 @@ def test_train_resume_is_exact(face_folder, tmp_path):
     assert [r["step"] for r in logs] == [1, 2, 3, 4] and all("d_loss" in r for r in logs)
     assert (tmp_path / "a" / "samples" / "0000004.png").is_file()
     assert json.loads((tmp_path / "a" / "config.json").read_text())["steps"] == 4
+
+
+def test_lr_schedule_warmup_then_milestones(face_folder, tmp_path):
+    cfg = TrainConfig(lr_warmup=4, lr_milestones=[6, 8], lr_gamma=0.5)
+    assert [lr_factor(cfg, s) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, 0.25, 0.25]
+    assert lr_factor(cfg, 101, warmup_start=100) == 0.5 * 0.25  # warm-up counts from where a run started
+    assert lr_factor(TrainConfig(), 10 ** 6) == 1.0
+    train(_cfg(face_folder, tmp_path / "lr", 3, lr_g=1e-3, lr_milestones="[2]", lr_gamma=0.1), progress=False)
+    ckpt = torch.load(tmp_path / "lr" / "checkpoint.pt", weights_only=False)
+    assert ckpt["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # the third step (step 2) ran decayed
 
 
 def test_refuses_to_overwrite_without_resume(face_folder, tmp_path):
