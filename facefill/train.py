@@ -8,8 +8,10 @@ generator stepping every ``n_critic``-th step (WGAN-GP). The loop handles data, 
 autocast on CPU and GPU), EMA of the generator, TensorBoard scalars, sample grids, atomic checkpoints, exact resume, and
 DistributedDataParallel when started with ``torchrun`` (no code change).
 
-A checkpoint is one dict ``{generator, discriminator, ema, opt_g, opt_d, step, config, rng, train_seconds}``;
-resuming at step ``s`` replays exactly the samples and masks an uninterrupted run would have seen.
+A checkpoint is one dict ``{generator, discriminator, ema, opt_g, opt_d, step, config, rng, train_seconds,
+recipe_history}``; resuming at step ``s`` replays exactly the samples and masks an uninterrupted run would have
+seen. A run's recipe may change between segments (a later ``gan_start``, a learning-rate decay): each resume with
+a different recipe appends ``{"step", "changes"}`` to ``recipe_history``, which ``export`` ships as provenance.
 """
 from __future__ import annotations
 
@@ -73,6 +75,30 @@ class TrainConfig:
     guidance_cache: str = ""                         # cache folder for the sketch/colour maps of guided models
     init_from: str = ""                              # a compact training state (see save_state) to start from
                                                      # when the run folder has no checkpoint yet
+
+
+RECIPE_KEYS = ("lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start", "gan_warmup", "ema_decay",
+               "box_prob", "masks", "amp", "d_only_steps", "n_critic", "batch_size")
+
+
+def recipe_of(cfg: dict) -> dict:
+    """The config fields that decide what a training step does (not where it runs or how often it logs)."""
+    return {k: cfg[k] for k in RECIPE_KEYS if k in cfg}
+
+
+def update_history(history: list[dict], step: int, cfg: dict) -> list[dict]:
+    """``history`` plus ``{"step": step, "changes": ...}`` when ``cfg``'s recipe differs from the one the history
+    ends with (the first entry holds the whole recipe). Returns a new list; the old one is unchanged."""
+    current: dict = {}
+    for entry in history:
+        current.update(entry["changes"])
+    changes = {k: v for k, v in recipe_of(cfg).items() if current.get(k) != v}
+    if not changes:
+        return list(history)
+    if history and history[-1]["step"] == step:  # changed again before any step ran: one entry
+        merged = {**history[-1]["changes"], **changes}
+        return history[:-1] + [{"step": step, "changes": merged}]
+    return history + [{"step": step, "changes": changes}]
 
 
 def _distributed() -> tuple[int, int, int]:
@@ -191,7 +217,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     ema = copy.deepcopy(gen).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    step, train_seconds, hardware, warmup_start = 0, 0.0, [], 0
+    step, train_seconds, hardware, warmup_start, history = 0, 0.0, [], 0, []
     if resume and not ckpt_path.exists() and cfg.init_from and rank == 0:
         restore_state(cfg.init_from, ckpt_path)
         print(f"starting from the committed training state in {cfg.init_from}")
@@ -209,6 +235,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         step, train_seconds = ckpt["step"], ckpt.get("train_seconds", 0.0)
         warmup_start = ckpt.get("warmup_start", 0)
         hardware = ckpt.get("hardware", [])
+        # checkpoints older than the history: their last config is the best record of the recipe so far
+        history = ckpt.get("recipe_history") or [{"step": step, "changes": recipe_of(ckpt["config"])}]
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
@@ -216,6 +244,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     here = f"{world} x {here}" if world > 1 else here
     if here not in hardware:
         hardware.append(here)
+    history = update_history(history, step, to_dict(cfg))
 
     gen_ddp, disc_ddp = gen, disc
     if world > 1:
@@ -265,7 +294,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
                       "config": to_dict(cfg), "rng": _rng_state(), "train_seconds": train_seconds,
                       "images_seen": step * cfg.batch_size * world, "hardware": hardware,
-                      "warmup_start": warmup_start}, ckpt_path)
+                      "warmup_start": warmup_start, "recipe_history": history}, ckpt_path)
 
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.amp, device))
     start_time = segment_start = time.time()
@@ -375,9 +404,7 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
                 "train_hours": round(ckpt["train_seconds"] / 3600, 2), "hardware": ckpt["hardware"],
                 "batch_size": cfg["batch_size"], "data": "/".join(Path(cfg["data"]).parts[-2:]),
                 "ema": bool(use_ema and ckpt.get("ema") is not None),
-                "recipe": {k: cfg[k] for k in ("lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start",
-                                                "gan_warmup", "ema_decay", "box_prob", "amp", "d_only_steps",
-                                                "n_critic") if k in cfg}}
+                "recipe": recipe_of(cfg), "recipe_history": ckpt.get("recipe_history", [])}
     from PIL import Image
 
     from .data.faces import list_images
@@ -408,7 +435,7 @@ def save_state(run_dir: str | Path, dest: str | Path) -> Path:
                         for k, v in ckpt["discriminator"].items()})
     meta = {"step": ckpt["step"], "config": cfg, "train_seconds": ckpt["train_seconds"],
             "images_seen": ckpt["images_seen"], "hardware": ckpt["hardware"],
-            "torch_rng": ckpt["rng"]["torch"].tolist()}
+            "recipe_history": ckpt.get("recipe_history", []), "torch_rng": ckpt["rng"]["torch"].tolist()}
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("state-*.safetensors"):
@@ -468,4 +495,4 @@ def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
                   "opt_g": None, "opt_d": None, "step": meta["step"], "warmup_start": meta["step"], "config": cfg,
                   "rng": {"torch": torch.tensor(meta["torch_rng"], dtype=torch.uint8)},
                   "train_seconds": meta["train_seconds"], "images_seen": meta["images_seen"],
-                  "hardware": meta["hardware"]}, ckpt_path)
+                  "hardware": meta["hardware"], "recipe_history": meta.get("recipe_history", [])}, ckpt_path)

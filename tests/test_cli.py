@@ -123,5 +123,9 @@ def test_train_and_export_via_cli(tmp_path, face_folder):
     assert resumed.exit_code == 0 and "step 3" in resumed.output
     bad = runner.invoke(app, args + ["--set", "nonsense=1"])
     assert bad.exit_code == 2 and "unknown config keys" in bad.output
-    exported = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "w")])
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- weights:start -->\nold\n<!-- weights:end -->\n")
+    exported = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "w"), "--readme", str(readme)])
     assert exported.exit_code == 0 and (tmp_path / "w" / "model.safetensors").exists()
+    # the resume left amp at its default ("auto" instead of "off"): the README says when the recipe changed
+    assert "for **3 steps**" in readme.read_text() and "from step 2: amp=auto" in readme.read_text()

@@ -98,6 +98,7 @@ def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
     a = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
     assert b["step"] == 3 and b["warmup_start"] == 3 and b["opt_g"] is None
+    assert b["recipe_history"] == a["recipe_history"] and a["recipe_history"][0]["step"] == 0
     for key in ("generator", "discriminator", "ema"):
         for k, v in a[key].items():
             assert torch.allclose(v.float(), b[key][k].float(), rtol=2e-3, atol=1e-4), (key, k)
@@ -149,3 +150,24 @@ def test_sample_grid_layout(tmp_path):
     assert grid.shape == (128, 320, 3)
     truth = grid[64:, 256:]  # second sample, fifth panel
     assert (truth[:32, :, 0] == 255).all() and (truth[32:, :, 0] == 128).all()
+
+
+def test_recipe_history_records_changes_across_resumes(face_folder, tmp_path):
+    """A resume with a different recipe appends its changes; export ships the history; unchanged resumes add none."""
+    from facefill.train import update_history
+
+    train(_cfg(face_folder, tmp_path / "h", 2), progress=False)
+    train(_cfg(face_folder, tmp_path / "h", 3), resume=True, progress=False)  # steps only: not a recipe change
+    train(_cfg(face_folder, tmp_path / "h", 4, lr_g=5e-5, gan_start=3), resume=True, progress=False)
+    history = torch.load(tmp_path / "h" / "checkpoint.pt", weights_only=False)["recipe_history"]
+    assert [h["step"] for h in history] == [0, 3]
+    assert history[0]["changes"]["lr_g"] == _cfg(face_folder, tmp_path, 1).lr_g
+    assert history[1]["changes"] == {"lr_g": 5e-5, "gan_start": 3}
+    meta = json.loads((export(tmp_path / "h", tmp_path / "w") / "config.json").read_text())
+    assert meta["training"]["recipe_history"] == history and meta["training"]["recipe"]["lr_g"] == 5e-5
+    # a second change at the same step merges into one entry; going back to an earlier value is a change
+    merged = update_history(history, 3, {**history[0]["changes"], "lr_g": 1e-5, "gan_start": 3})
+    assert merged[-1] == {"step": 3, "changes": {"lr_g": 1e-5, "gan_start": 3}} and len(merged) == 2
+    back = update_history(history, 4, history[0]["changes"])
+    assert back[-1] == {"step": 4, "changes": {"lr_g": history[0]["changes"]["lr_g"],
+                                               "gan_start": history[0]["changes"]["gan_start"]}}
