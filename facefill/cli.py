@@ -272,6 +272,41 @@ def train(
                    f"checkpoint: {summary['checkpoint']}")
 
 
+@app.command("guidance-cache")
+def guidance_cache(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="the training config whose cache to fill"),
+    set_: List[str] = typer.Option([], "--set", "-s", help="override a config field (repeatable), as in train"),
+    device: str = typer.Option("auto", help="where HED and the bilateral passes run: cpu, cuda (auto: cuda if "
+                               "torch sees one)"),
+    workers: int = typer.Option(0, help="processes for the SLIC superpixels of the colour maps (0: none)"),
+    limit: Optional[int] = typer.Option(None, help="only the first N faces of the data folder"),
+) -> None:
+    """Precompute the sketch (HED) and colour maps that a guided model's training reads (SC-FEGAN), into the
+    config's guidance_cache folder; faces already there are skipped, so it resumes."""
+    import torch
+
+    from . import config as config_mod
+    from .data.faces import list_images, training_guidance
+    from .registry import create_model
+    from .train import TrainConfig
+
+    try:
+        cfg = config_mod.build(TrainConfig, config, list(set_))
+        model = create_model(cfg.model, **cfg.model_args)
+        files = list_images(cfg.data)[:limit]
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        _fail(str(exc).strip('"'))
+    if not cfg.guidance_cache:
+        _fail("the config has no guidance_cache folder: --set guidance_cache=DIR")
+    guidance = training_guidance(model.inputs, cache_dir=cfg.guidance_cache)
+    if guidance is None:
+        _fail(f"model {cfg.model} takes no sketch or colour: nothing to precompute")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    done = guidance.precompute(files, model.resolution, device=device, workers=workers, progress=True)
+    typer.echo(f"computed {done} of {len(files)} faces' maps ({', '.join(guidance.inputs)}, "
+               f"sketch method {guidance.sketch.method if guidance.sketch else '-'}) in {cfg.guidance_cache}")
+
+
 @app.command("eval")
 def evaluate(
     model: List[str] = typer.Option(..., "--model", help="model name or weights folder (repeatable)"),

@@ -219,8 +219,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
     step, train_seconds, hardware, warmup_start, history = 0, 0.0, [], 0, []
     if resume and not ckpt_path.exists() and cfg.init_from and rank == 0:
-        restore_state(cfg.init_from, ckpt_path)
-        print(f"starting from the committed training state in {cfg.init_from}")
+        if any(Path(cfg.init_from).glob("state-*.safetensors")):
+            restore_state(cfg.init_from, ckpt_path)
+            print(f"starting from the committed training state in {cfg.init_from}")
+        else:  # the model's first run: later ones continue from the state it exports there
+            print(f"no training state in {cfg.init_from} yet: starting from scratch")
     if world > 1:
         dist.barrier()
     if resume and ckpt_path.exists():

@@ -13,14 +13,28 @@ mkdir -p /root/data/train
 for t in .device-data/part-*.tar; do
   [ -e "$t" ] && tar -xf "$t" -C /root/data/train && echo "unpacked $t"
 done
+# frozen networks of guided models (HED sketches, VGG19 losses): scripts/pack_device_extras.py writes them, one
+# run call carries each; they stay in /root/extras while the machine is warm
+if [ -d .device-data/extras ]; then mkdir -p /root/extras && cp -u .device-data/extras/* /root/extras/; fi
 n=$(ls /root/data/train | wc -l)
 echo "$n images in /root/data/train"
 if [ "${TRAIN:-1}" = 0 ]; then exit 0; fi
 export PYTHONPATH=$PWD
+t0=$(date +%s)
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
+if [ -f /root/extras/hed.safetensors ]; then export FACEFILL_HED_WEIGHTS=/root/extras/hed.safetensors; fi
+if [ -f /root/extras/vgg19_q.bin ]; then export FACEFILL_VGG19_WEIGHTS=/root/extras/vgg19_q.bin; fi
+# guided models (SC-FEGAN) read precomputed sketch/colour maps: fill the cache first (resumes; ~3 min once)
+if grep -q '"guidance_cache"' "$CONFIG"; then
+  python -m facefill guidance-cache --config "$CONFIG" --device cuda --workers 14
+  MINUTES=$(python -c "print(round(max(1.0, $MINUTES - ($(date +%s) - $t0) / 60), 1))")
+fi
 python -m facefill train --config "$CONFIG" --resume --set max_minutes="$MINUTES" ${EXTRA:-}
 mkdir -p "$OUT/weights" "$OUT/state"
 python -m facefill export "/root/runs/$MODEL" -o "$OUT/weights/$MODEL" --state "$OUT/state/$MODEL"
 tail -n 3 "/root/runs/$MODEL/log.jsonl" || true
 cp "/root/runs/$MODEL/log.jsonl" "$OUT/log.jsonl" 2>/dev/null || true
+# at most 16 MiB per returned file: larger ones (SC-FEGAN's 25 MB weights) come back as NAME.part-NN;
+# join them here with `cat NAME.part-* > NAME`
+find "$OUT" -type f -size +15M | while read -r f; do split -b 15M -d "$f" "$f.part-" && rm "$f"; done
 ls -la "$OUT"/*/*

@@ -129,3 +129,16 @@ def test_train_and_export_via_cli(tmp_path, face_folder):
     assert exported.exit_code == 0 and (tmp_path / "w" / "model.safetensors").exists()
     # the resume left amp at its default ("auto" instead of "off"): the README says when the recipe changed
     assert "for **3 steps**" in readme.read_text() and "from step 2: amp=auto" in readme.read_text()
+
+
+def test_guidance_cache_command(tmp_path, face_folder):
+    args = ["guidance-cache", "--set", "model=scfegan_tiny", "--set", f"data={face_folder}", "--device", "cpu",
+            "--limit", "2"]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2 and "guidance_cache" in refused.output
+    done = runner.invoke(app, args + ["--set", f"guidance_cache={tmp_path / 'g'}"])
+    assert done.exit_code == 0 and "computed 2 of 2" in done.output, done.output
+    assert len(list((tmp_path / "g").glob("*.color.png"))) == 2
+    unguided = runner.invoke(app, args[:1] + ["--set", "model=deepfill_v2_tiny", "--set", f"data={face_folder}",
+                                              "--set", f"guidance_cache={tmp_path / 'g'}"])
+    assert unguided.exit_code == 2 and "nothing to precompute" in unguided.output

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from facefill.data.color import ColorMaker, color_map, segment_medians
-from facefill.data.faces import FaceFolder, TrainingGuidance, training_guidance
+from facefill.data.faces import FaceFolder, TrainingGuidance, load_face, training_guidance
 from facefill.data.masks import FaceMaskGenerator, MaskGenerator, face_parts
 from facefill.data.sketch import SketchMaker, canny_edges, hed_available, resolve_method, strokes
 
@@ -57,6 +57,24 @@ def test_strokes_are_thin_and_drop_short_pieces():
     assert lines[:, 30].sum() == 1          # one pixel wide
     assert lines[45:, :].sum() == 0         # the speck is gone
     assert lines[30:35].sum() >= 40
+
+
+@needs_hed
+def test_hed_from_fp16_safetensors(tmp_path, monkeypatch):
+    """The GPU machine has no h5py: HED also loads from the fp16 safetensors of scripts/pack_device_extras.py."""
+    from safetensors.torch import save_file
+
+    from facefill.data.sketch import HED, hed_available
+
+    ref = HED()
+    save_file({k: v.half().contiguous() for k, v in ref.state_dict().items()}, str(tmp_path / "hed.safetensors"))
+    monkeypatch.setenv("FACEFILL_HED_WEIGHTS", str(tmp_path / "hed.safetensors"))
+    assert hed_available()
+    x = torch.from_numpy(_shapes()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    with torch.no_grad():
+        assert (HED()(x) - ref(x)).abs().max() < 5e-3
+    monkeypatch.setenv("FACEFILL_HED_WEIGHTS", str(tmp_path / "none.safetensors"))
+    assert not hed_available()
 
 
 def test_canny_fallback_and_method_names():
@@ -130,12 +148,46 @@ def test_face_folder_guidance(face_folder):
         FaceFolder(face_folder, resolution=64, decode=False, guidance=TrainingGuidance(("sketch",), "canny"))
 
 
-def test_precompute_fills_the_cache(face_folder, tmp_path):
+def test_precompute_fills_the_cache_once_with_the_maps_training_reads(face_folder, tmp_path):
     from facefill.data.faces import list_images
 
+    files = list_images(face_folder)[:3]
     g = TrainingGuidance(("sketch", "color"), sketch_method="canny", cache_dir=tmp_path / "cache")
-    assert g.precompute(list_images(face_folder)[:2], 64) == 4
-    assert len(list((tmp_path / "cache").glob("*.png"))) == 8
+    assert g.precompute(files[:2], 64, batch=1) == 2
+    assert g.precompute(files, 64, workers=2) == 1  # resumes: only the third face is new
+    assert len(list((tmp_path / "cache").glob("*.png"))) == 6 and g.cached(files[2].stem, (64, 64))
+    fresh = TrainingGuidance(("sketch", "color"), sketch_method="canny")
+    rgb = load_face(files[2], 64)
+    assert np.array_equal(g.sketch.cached(files[2].stem), fresh.sketch.edges(rgb))
+    assert np.array_equal(g.color.cached(files[2].stem), fresh.color.colors(rgb, None))
+
+
+def test_flipped_sample_mirrors_its_images_maps(tmp_path):
+    g = TrainingGuidance(("sketch", "color"), sketch_method="canny", cache_dir=tmp_path, drop=0.0)
+    hole = np.zeros((128, 128), np.uint8)
+    hole[10:110, 5:70] = 1
+    flipped = g(_shapes(), hole, np.random.default_rng(0), "k", flip=True)
+    plain = g(_shapes(), np.ascontiguousarray(hole[:, ::-1]), np.random.default_rng(0), "k")
+    assert all(torch.equal(flipped[k], plain[k].flip(-1)) for k in ("sketch", "color"))
+    assert flipped["sketch"][0][hole == 0].max() == 0 and flipped["sketch"].max() == 1
+    assert len(list(tmp_path.glob("*.png"))) == 2  # one cache entry serves both flips
+
+
+def test_bilateral_torch_matches_opencv():
+    from facefill.data.color import bilateral_torch
+
+    rng = np.random.default_rng(0)
+    imgs = [np.clip(_shapes().astype(int) + rng.integers(-30, 30, (128, 128, 3)), 0, 255).astype(np.uint8)
+            for _ in range(2)]
+    ref = []
+    for img in imgs:
+        for _ in range(3):
+            img = cv2.bilateralFilter(img, 9, 25, 7)
+        ref.append(img)
+    ours = bilateral_torch(torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2), passes=3, chunk=1)
+    diff = np.abs(ours.permute(0, 2, 3, 1).numpy().astype(int) - np.stack(ref).astype(int))
+    assert ours.dtype == torch.uint8 and diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
+    assert np.abs(np.stack(ref).astype(int) - np.stack(imgs)).mean() > 3  # the filter did something
 
 
 def test_training_maps_drawn_as_images_read_back_unchanged():

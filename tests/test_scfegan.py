@@ -258,9 +258,11 @@ def test_two_training_steps(face_folder, tmp_path):
     cfg = config.build(TrainConfig, overrides=dict(
         model="scfegan_tiny", data=str(face_folder), out=str(tmp_path / "run"), batch_size=2, steps=2,
         gan_weight=1.0, gan_warmup=1, ema_decay=0.9, log_every=1, sample_every=2, ckpt_every=100, amp="off",
-        masks="face"))
+        masks="face", guidance_cache=str(tmp_path / "g")))
     summary = train(cfg, progress=False)
     assert summary["step"] == 2
+    cached = {p.name.split(".")[0] for p in (tmp_path / "g").glob("*.color.png")}
+    assert cached and cached <= {p.stem for p in face_folder.iterdir()}  # one entry per image, flips included
     logs = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert {"l1", "percept", "style", "tv", "g_adv", "d_loss", "d_gp"} <= set(logs[-1])
     assert all(np.isfinite(v) for r in logs for v in r.values())

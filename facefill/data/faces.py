@@ -1,8 +1,9 @@
 """A dataset over a folder of face images, deterministic per seed and independent of worker count.
 
 Guided models (SC-FEGAN: ``inputs`` with ``"sketch"`` / ``"color"``) get their training guidance from
-``TrainingGuidance`` (``guidance=``): it is drawn from the decoded, flipped image and the mask with its own random
-stream (seeded by ``(sample_seed, 1)``), so an unguided dataset draws exactly what it did before.
+``TrainingGuidance`` (``guidance=``): it is drawn from the decoded image and the mask with its own random stream
+(seeded by ``(sample_seed, 1)``), so an unguided dataset draws exactly what it did before; a flipped sample's
+maps are its image's maps mirrored, so one cache entry per image serves both.
 
 The sampler yields ``(index, sample_seed)`` pairs; all randomness of a sample (flip, mask) comes from
 ``sample_seed``, so a sample is the same whichever worker draws it, and a run resumed at step ``s`` sees
@@ -51,8 +52,9 @@ class TrainingGuidance:
     ``__call__(rgb uint8 HxWx3, hole uint8 HxW, rng, key) -> {"sketch": (1,H,W) in {0,1}, "color": (3,H,W) in
     [0,1]}`` with the keys of ``inputs`` that are guidance. Each map is left out (all zeros) with probability
     ``drop``, so the model also learns to inpaint without it. ``sketch_method``: ``auto`` (HED if installed, else
-    Canny), ``hed`` or ``canny``; ``cache_dir`` caches edge maps and colour maps per image and flip (HED costs
-    ~1 s and a colour map ~0.8 s per 256 px face on one CPU core; see ``facefill.data.sketch`` / ``color``)."""
+    Canny), ``hed`` or ``canny``; ``cache_dir`` caches edge maps and colour maps per image (HED costs ~1 s and a
+    colour map ~0.8 s per 256 px face on one CPU core; see ``facefill.data.sketch`` / ``color``): fill it once
+    with ``facefill guidance-cache`` (:meth:`precompute`; seconds per thousand faces on a GPU)."""
 
     def __init__(self, inputs: tuple[str, ...] = ("sketch", "color"), sketch_method: str = "auto",
                  cache_dir: str | Path | None = None, drop: float = 0.1):
@@ -71,22 +73,59 @@ class TrainingGuidance:
 
             self.color = ColorMaker(cache_dir=cache_dir)
 
-    def precompute(self, files: list[Path], resolution: int, flips: bool = True) -> int:
-        """Fill the cache (``cache_dir``) for these faces, as ``FaceFolder`` keys them; returns the count."""
-        n = 0
-        for path in files:
-            img = load_face(path, resolution)
-            for flip in (False, True) if flips else (False,):
-                rgb, key = np.ascontiguousarray(img[:, ::-1] if flip else img), path.stem + ("_flip" if flip else "")
-                if self.sketch is not None:
-                    self.sketch.edges(rgb, key)
-                if self.color is not None:
-                    self.color.colors(rgb, None, key)
-                n += 1
-        return n
+    def cached(self, key: str, shape: tuple[int, int]) -> bool:
+        """Whether every map of ``key`` (at this ``shape``) is in the cache."""
+        return (self.sketch is None or self.sketch.cached(key, shape) is not None) and \
+            (self.color is None or self.color.cached(key, (*shape, 3)) is not None)
 
-    def __call__(self, rgb: np.ndarray, hole: np.ndarray, rng: np.random.Generator, key: str | None = None) -> dict:
+    def precompute(self, files: list[Path], resolution: int, device: str = "cpu", workers: int = 0,
+                   batch: int = 64, progress: bool = False) -> int:
+        """Fill the cache (``cache_dir``) for these faces, as ``FaceFolder`` keys them (one entry per image:
+        flipped samples mirror it); faces already cached are skipped, so an interrupted run resumes. HED and the
+        colour maps' bilateral passes run batched on ``device``; SLIC runs in ``workers`` processes (0: here).
+        Returns the number of faces computed."""
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+        if self.sketch is None and self.color is None:
+            return 0
+        if (self.sketch or self.color).cache_dir is None:
+            raise ValueError("precompute needs a cache_dir")
+        todo = [p for p in files if not self.cached(p.stem, (resolution, resolution))]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(todo), desc="guidance cache", unit="face")
+        # spawned, not forked: the parent may have initialised CUDA (HED) by the time the pool starts its workers
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) if workers > 0 else None
+        try:
+            with ThreadPoolExecutor(4) as readers:
+                for start in range(0, len(todo), batch):
+                    chunk = todo[start:start + batch]
+                    rgbs = list(readers.map(lambda p: load_face(p, resolution), chunk))
+                    if self.sketch is not None:
+                        for path, edges in zip(chunk, self.sketch.edges_batch(rgbs, device)):
+                            self.sketch.store(path.stem, edges)
+                    if self.color is not None:
+                        for path, colors in zip(chunk, self.color.colors_batch(rgbs, device, pool)):
+                            self.color.store(path.stem, colors)
+                    if bar is not None:
+                        bar.update(len(chunk))
+        finally:
+            if pool is not None:
+                pool.shutdown()
+            if bar is not None:
+                bar.close()
+        return len(todo)
+
+    def __call__(self, rgb: np.ndarray, hole: np.ndarray, rng: np.random.Generator, key: str | None = None,
+                 flip: bool = False) -> dict:
+        """Maps of the sample whose image is ``rgb`` (mirrored when ``flip``) and whose hole is ``hole`` (in the
+        sample's frame): they are computed on (and cached for) ``rgb`` as it is, then mirrored with it."""
         h, w = hole.shape
+        if flip:
+            hole = np.ascontiguousarray(hole[:, ::-1])
         out = {}
         if self.sketch is not None:
             keep = rng.uniform() >= self.drop
@@ -96,7 +135,7 @@ class TrainingGuidance:
             keep = rng.uniform() >= self.drop
             color = self.color(rgb, hole, rng, key) if keep else np.zeros((h, w, 3), np.float32)
             out["color"] = torch.from_numpy(np.ascontiguousarray(color)).permute(2, 0, 1)
-        return out
+        return {k: v.flip(-1) for k, v in out.items()} if flip else out
 
 
 def training_guidance(inputs: tuple[str, ...], **kw) -> TrainingGuidance | None:
@@ -136,14 +175,11 @@ class FaceFolder(Dataset):
         if not self.decode:
             return {"index": torch.tensor(index), "flip": torch.tensor(flip), "mask": mask}
         img = load_face(self.files[index], self.resolution)
-        if flip:
-            img = img[:, ::-1]
-        image = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div(127.5).sub(1)
+        image = torch.from_numpy((img[:, ::-1] if flip else img).copy()).permute(2, 0, 1).float().div(127.5).sub(1)
         item = {"image": image, "mask": mask}
         if self.guidance is not None:
-            key = self.files[index].stem + ("_flip" if flip else "")
             rng_guidance = np.random.default_rng([sample_seed, 1])
-            item.update(self.guidance(np.ascontiguousarray(img), mask[0].numpy(), rng_guidance, key))
+            item.update(self.guidance(img, mask[0].numpy(), rng_guidance, self.files[index].stem, flip))
         return item
 
 

