@@ -121,7 +121,7 @@ def dlib_models():
 
     ``MissingDependencyError`` (an ``ImportError`` naming the pip command) when dlib or the model files are missing.
     """
-    from .evaluation._optional import package_file, require_module
+    from ._optional import package_file, require_module
 
     require_module("dlib", PIP, "face alignment")
     path = package_file(MODELS_PACKAGE, LANDMARKS_FILE, PIP, "face alignment")
@@ -475,7 +475,7 @@ def plan(rgb: np.ndarray, hole: np.ndarray, size: int, mode: str = "auto") -> li
     global _warned_missing
     if mode not in ("auto", "face"):
         raise ValueError(f"plan() takes align 'auto' or 'face' (of {ALIGN_MODES}), got {mode!r}")
-    from .evaluation._optional import MissingDependencyError
+    from ._optional import MissingDependencyError
 
     try:
         dlib_models()

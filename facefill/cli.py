@@ -64,7 +64,7 @@ def inpaint(
 ) -> None:
     """Fill the white region of MASK in IMAGE; write the result to OUTPUT (same size, other pixels exact)."""
     from .align import FaceNotFoundError
-    from .evaluation._optional import MissingDependencyError
+    from ._optional import MissingDependencyError
     from .imageio import ImageError
     from .inpainter import ALIGN_MODES
 
@@ -147,7 +147,7 @@ def edit(
     """Redraw the white region of MASK in IMAGE following a SKETCH and COLOR strokes (SC-FEGAN)."""
     from . import imageio
     from .align import FaceNotFoundError
-    from .evaluation._optional import MissingDependencyError
+    from ._optional import MissingDependencyError
     from .imageio import ImageError
     from .inpainter import ALIGN_MODES
 

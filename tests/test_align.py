@@ -149,7 +149,7 @@ def test_no_face_takes_the_generic_path(caplog):
 
 
 def test_without_dlib_auto_warns_once_and_face_raises(monkeypatch):
-    from facefill.evaluation._optional import MissingDependencyError
+    from facefill._optional import MissingDependencyError
 
     def missing():
         raise MissingDependencyError("face alignment needs the package 'dlib', which is not installed: pip install x")

@@ -104,7 +104,7 @@ def test_put_keeps_families_it_did_not_compute(tmp_path):
 
 def test_extra_metrics_cached_equal_fresh(face_folder, tmp_path):
     from facefill.evaluation import extras
-    from facefill.evaluation._optional import MissingDependencyError
+    from facefill._optional import MissingDependencyError
 
     try:
         extras.check_family("st_lpips")
@@ -126,7 +126,7 @@ def test_extra_metrics_cached_equal_fresh(face_folder, tmp_path):
 
 def test_extra_limit_scores_the_extra_families_on_the_first_images(face_folder, tmp_path):
     from facefill.evaluation import extras
-    from facefill.evaluation._optional import MissingDependencyError
+    from facefill._optional import MissingDependencyError
     from facefill.evaluation.quality import readme_block
 
     try:

