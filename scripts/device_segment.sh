@@ -26,7 +26,7 @@ if [ -f /root/extras/hed.safetensors ]; then export FACEFILL_HED_WEIGHTS=/root/e
 if [ -f /root/extras/vgg19_q.bin ]; then export FACEFILL_VGG19_WEIGHTS=/root/extras/vgg19_q.bin; fi
 # guided models (SC-FEGAN) read precomputed sketch/colour maps: fill the cache first (resumes; ~3 min once)
 if grep -q '"guidance_cache"' "$CONFIG"; then
-  python -m facefill guidance-cache --config "$CONFIG" --device cuda --workers 14
+  python -m facefill guidance-cache --config "$CONFIG" --workers "${GUIDANCE_WORKERS:-14}"
   MINUTES=$(python -c "print(round(max(1.0, $MINUTES - ($(date +%s) - $t0) / 60), 1))")
 fi
 python -m facefill train --config "$CONFIG" --resume --set max_minutes="$MINUTES" ${EXTRA:-}
