@@ -49,8 +49,8 @@ def load_face(path: Path, resolution: int) -> np.ndarray:
 class TrainingGuidance:
     """Sketch and colour maps of a training sample (SC-FEGAN, sec. 3.1), inside the hole only.
 
-    ``__call__(rgb uint8 HxWx3, hole uint8 HxW, rng, key) -> {"sketch": (1,H,W) in {0,1}, "color": (3,H,W) in
-    [0,1]}`` with the keys of ``inputs`` that are guidance. Each map is left out (all zeros) with probability
+    ``__call__(rgb uint8 HxWx3, hole uint8 HxW, rng, key, flip=False) -> {"sketch": (1,H,W) in {0,1}, "color":
+    (3,H,W) in [0,1]}`` with the keys of ``inputs`` that are guidance. Each map is left out (all zeros) with probability
     ``drop``, so the model also learns to inpaint without it. ``sketch_method``: ``auto`` (HED if installed, else
     Canny), ``hed`` or ``canny``; ``cache_dir`` caches edge maps and colour maps per image (HED costs ~1 s and a
     colour map ~0.8 s per 256 px face on one CPU core; see ``facefill.data.sketch`` / ``color``): fill it once
