@@ -329,6 +329,7 @@ def evaluate(
     """Score models on the same images and seeded masks per hole-ratio bucket: report.md, metrics.json, grid.png."""
     from .evaluation import evaluate as run, markdown_tables, write_report
     from .evaluation.cache import default_dir
+    from .evaluation.quality import versus
 
     families = None if not metric else [] if metric == ["none"] else list(metric)
     store = None if no_cache else cache or default_dir()
@@ -345,6 +346,7 @@ def evaluate(
                    "(the models' weights are unchanged); --no-cache scores everything afresh")
     wanted = [r for r in records if r["metric"] in ("psnr", "l1")]
     typer.echo(markdown_tables(wanted))
+    typer.echo(versus(records))
     typer.echo(f"wrote {output}/report.md, metrics.json, grid.png")
     if readme is not None:
         import shlex

@@ -266,3 +266,23 @@ def test_evaluate_with_every_family(faces, tmp_path):
     # metrics=[]: the base metrics only
     base = evaluate(["telea"], data, size=128, buckets=[(0.1, 0.2)], progress=False, metrics=[], limit=1)
     assert {r["metric"] for r in base}.isdisjoint(extras.EXTRA_HIGHER_IS_BETTER)
+
+
+def test_versus_summarises_the_targets_against_a_baseline():
+    from facefill.evaluation.quality import versus
+
+    def rec(model, bucket, metric, value):
+        return {"model": model, "bucket": bucket, "metric": metric, "value": value, "n": 10}
+
+    records = [rec("net", "10-20%", "psnr", 25.0), rec("net", "40-50%", "psnr", 20.0),
+               rec("net", "10-20%", "l1", 0.02), rec("net", "40-50%", "l1", 0.05),
+               rec("telea", "10-20%", "psnr", 24.0), rec("telea", "40-50%", "psnr", 18.0),
+               rec("telea", "10-20%", "l1", 0.03), rec("telea", "40-50%", "l1", 0.04),
+               rec("net", "40-50%", "id_match", 0.80), rec("telea", "40-50%", "id_match", 0.65),
+               rec("navier_stokes", "10-20%", "psnr", 23.0), rec("navier_stokes", "40-50%", "psnr", 17.0),
+               rec("telea", "all", "psnr", 21.0), rec("net", "all", "psnr", 22.5)]
+    text = versus(records)
+    assert text.count("\n") == 1 and "`net` vs `telea`" in text  # classical models are not summarised
+    assert "**+1.50 dB**" in text and "10-20% +1.00, 40-50% +2.00" in text
+    assert "**1 of 2** buckets" in text and "80.0 % vs 65.0 %** (+15.0 points)" in text
+    assert versus([r for r in records if r["model"] != "telea"]) == ""

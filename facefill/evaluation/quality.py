@@ -267,6 +267,37 @@ def markdown_tables(records: list[dict]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+CLASSICAL = ("telea", "navier_stokes", "biharmonic")
+
+
+def versus(records: list[dict], baseline: str = "telea", identity_bucket: str = "40-50%") -> str:
+    """Markdown bullets, one per learned model, comparing it with ``baseline`` on what the project's targets
+    name: whole-image PSNR averaged over the buckets (each bucket's mean, then their mean) with each bucket's
+    difference, the buckets where its L1 is lower, and the dlib same-person share at ``identity_bucket`` holes.
+    Empty when ``records`` has no ``baseline`` or no other learned model."""
+    value = {(r["model"], r["bucket"], r["metric"]): r["value"] for r in records}
+    models = [m for m in dict.fromkeys(r["model"] for r in records) if m not in CLASSICAL]
+    buckets = [b for b in dict.fromkeys(r["bucket"] for r in records) if b != "all"]
+    if (baseline, "all", "psnr") not in value or not models or not buckets:
+        return ""
+    lines = []
+    for m in models:
+        if (m, buckets[0], "psnr") not in value:
+            continue
+        gains = [value[m, b, "psnr"] - value[baseline, b, "psnr"] for b in buckets]
+        lower = sum(value[m, b, "l1"] < value[baseline, b, "l1"] for b in buckets)
+        text = (f"- `{m}` vs `{baseline}`: whole-image PSNR **{sum(gains) / len(gains):+.2f} dB** averaged over "
+                f"the {len(buckets)} buckets ({', '.join(f'{b} {g:+.2f}' for b, g in zip(buckets, gains))}); "
+                f"L1 lower in **{lower} of {len(buckets)}** buckets")
+        key = (m, identity_bucket, "id_match"), (baseline, identity_bucket, "id_match")
+        if all(k in value for k in key):
+            a, b = (100 * value[k] for k in key)
+            text += (f"; dlib same-person share at {identity_bucket} holes **{a:.1f} % vs {b:.1f} %** "
+                     f"({a - b:+.1f} points)")
+        lines.append(text + ".")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
 def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples: list[Example] | None = None,
                  cell: int = 128) -> Path:
     """Write ``metrics.json`` (the records), ``report.md`` (a table per metric) and ``grid.png`` (rows of
@@ -305,6 +336,9 @@ def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples:
     if examples:
         grid(examples, cell).save(out / "grid.png")
         head += ["![examples](grid.png)", ""]
+    summary = versus(records)
+    if summary:
+        head += [summary]
     (out / "report.md").write_text("\n".join(head) + "\n" + markdown_tables(records))
     return out
 
@@ -361,5 +395,6 @@ def readme_block(readme: str, records: list[dict], command: str) -> str:
             + (f" ({meta['images']} images x {len(meta['buckets'])} buckets, {meta['wall_s']} s)" if meta else "")
             + (f"; {', '.join(meta['metrics'])} on the first {meta['extra_images']} images"
                if meta.get("metrics") and meta.get("extra_images", meta["images"]) < meta["images"] else "")
-            + ". Do not edit by hand.\n\n" + markdown_tables(wanted).replace("### ", "#### "))
+            + ". Do not edit by hand.\n\n" + (versus(records) + "\n" if versus(records) else "")
+            + markdown_tables(wanted).replace("### ", "#### "))
     return replace_block(readme, "results", body)
