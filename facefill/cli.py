@@ -18,13 +18,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _load(name: str, device: str):
+def _load(name: str, device: str, amp: str = "auto"):
     import facefill
     from .pretrained import WeightsError
 
     try:
-        return facefill.load(name, device=device)
-    except (KeyError, WeightsError) as exc:
+        return facefill.load(name, device=device, amp=amp)
+    except (KeyError, ValueError, WeightsError) as exc:
         _fail(str(exc).strip('"'))
 
 
@@ -61,6 +61,8 @@ def inpaint(
     attention_map: Optional[Path] = typer.Option(None, "--attention-map", help="also write the colour-coded "
                                                  "contextual-attention offsets to this PNG (models with an "
                                                  "attention layer, e.g. deepfill_v1; single image only)"),
+    amp: str = typer.Option("auto", "--amp", help="network precision: auto (bf16 on CUDA and on CPUs with native "
+                            "bf16, about 2x faster there), bf16, or off (fp32)"),
 ) -> None:
     """Fill the white region of MASK in IMAGE; write the result to OUTPUT (same size, other pixels exact)."""
     from .align import FaceNotFoundError
@@ -93,7 +95,7 @@ def inpaint(
         if missing:
             _fail(f"no mask in {mask} for {len(missing)} image(s), e.g. {missing[:3]}")
         output.mkdir(parents=True, exist_ok=True)
-        net = _load(model, device)
+        net = _load(model, device, amp)
         failed = 0
         for path in tqdm(files, desc="inpainting", unit="img"):
             try:
@@ -106,7 +108,7 @@ def inpaint(
         if failed:
             raise typer.Exit(1)
         return
-    net = _load(model, device)
+    net = _load(model, device, amp)
     if attention_map is not None and not hasattr(net, "attention_map"):
         _fail(f"model {model} has no attention map (--attention-map needs e.g. deepfill_v1)")
     try:
@@ -143,6 +145,8 @@ def edit(
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
     align: str = typer.Option("auto", "--align", help="auto, face or off (see `facefill inpaint --help`)"),
+    amp: str = typer.Option("auto", "--amp", help="network precision: auto (bf16 on CUDA and on CPUs with native "
+                            "bf16, about 2x faster there), bf16, or off (fp32)"),
 ) -> None:
     """Redraw the white region of MASK in IMAGE following a SKETCH and COLOR strokes (SC-FEGAN)."""
     from . import imageio
@@ -153,7 +157,7 @@ def edit(
 
     if align not in ALIGN_MODES:
         _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
-    net = _load(model, device)
+    net = _load(model, device, amp)
     given = {"sketch": sketch, "color": color}
     missing = [k for k, v in given.items() if v is not None and k not in net.inputs]
     if missing:

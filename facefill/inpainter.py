@@ -26,6 +26,7 @@ from torch import nn
 
 from . import imageio
 from .guidance import convert as convert_guidance
+from .precision import autocast
 
 ALIGN_MODES = ("auto", "face", "off")  # see facefill.align
 
@@ -139,9 +140,14 @@ class NetworkInpainter(nn.Module, Inpainter):
     in native pixels, of the training crops before they were scaled to ``resolution`` (256 for celeba256 crops
     trained at 128). Generic windows are at least that large, so the model sees faces at the scale it learned;
     ``None`` means ``resolution``.
+
+    ``amp`` (``"auto"``, ``"bf16"``, ``"off"``; see ``facefill.precision``) sets the network's precision at
+    inference: ``auto`` runs it under bf16 autocast on CUDA and on CPUs with native bf16 (about twice as fast
+    there), in fp32 elsewhere. Known pixels stay exact either way (they are pasted back from the input).
     """
 
     resolution: int = 256
+    amp: str = "auto"
     frame: int | None = None
     pad_multiple: int = 8
     aligns_faces = True
@@ -166,7 +172,8 @@ class NetworkInpainter(nn.Module, Inpainter):
                  for k, v in guidance.items()}
         was_training = self.training
         try:
-            out = self.eval()(image, mask, **extra)["output"]
+            with autocast(self.amp, self.device):
+                out = self.eval()(image, mask, **extra)["output"].float()
         finally:
             self.train(was_training)
         return out[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 from .config import to_dict
 from .data.faces import DEFAULT_TRAIN_DIR, FaceFolder, ResumableSampler, assemble, preload_faces, training_guidance
 from .data.masks import FaceMaskGenerator, MaskGenerator
+from .precision import autocast
 from .registry import create_model
 
 
@@ -107,24 +108,6 @@ def _distributed() -> tuple[int, int, int]:
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
     return 0, 1, 0
-
-
-def _cpu_has_fast_bf16() -> bool:
-    """bf16 autocast only pays on CPUs with native bf16 (AVX512-BF16 / AMX); elsewhere PyTorch falls back to
-    reference kernels that are 30-50x slower than fp32 (measured on an AVX2-only EPYC)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def use_bf16(amp: str, device: torch.device) -> bool:
-    if amp not in ("auto", "bf16", "off"):
-        raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {amp!r}")
-    if amp == "auto":
-        return device.type == "cuda" or (device.type == "cpu" and _cpu_has_fast_bf16())
-    return amp == "bf16"
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -299,7 +282,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                       "images_seen": step * cfg.batch_size * world, "hardware": hardware,
                       "warmup_start": warmup_start, "recipe_history": history}, ckpt_path)
 
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16(cfg.amp, device))
+    amp = autocast(cfg.amp, device)
     start_time = segment_start = time.time()
     rate_time, rate_step = time.time(), step
     bar = None

@@ -45,6 +45,12 @@ def test_inpaint_file_round_trip(tmp_path, tiny_weights):
     assert result.exit_code == 0, result.output
     a, b, m = np.asarray(Image.open(image)), np.asarray(Image.open(out)), np.asarray(Image.open(mask)) > 0
     assert a.shape == b.shape and np.array_equal(a[~m], b[~m]) and not np.array_equal(a[m], b[m])
+    args = ["inpaint", str(image), "--mask", str(mask), "--model", str(tiny_weights), "-o"]
+    assert runner.invoke(app, args + [str(tmp_path / "bf16.png"), "--amp", "bf16"]).exit_code == 0
+    c = np.asarray(Image.open(tmp_path / "bf16.png"))
+    assert np.array_equal(a[~m], c[~m]) and np.abs(c.astype(int) - b)[m].mean() < 3
+    bad = runner.invoke(app, args + [str(tmp_path / "x.png"), "--amp", "fp16"])
+    assert bad.exit_code == 2 and "amp must be one of" in bad.output and not (tmp_path / "x.png").exists()
 
 
 def test_inpaint_folder(tmp_path, tiny_weights):

@@ -185,3 +185,34 @@ def test_frame_sets_the_generic_window_size():
     assert shape == (1, 3, 64, 64)
     assert abs(seen_mask.float().mean().item() - mask.mean()) < 0.01  # the whole image, scaled by 1/4
     assert torch.allclose(seen[0, 0, 5, 5], torch.tensor(30 / 127.5 - 1), atol=1e-3)
+
+
+def test_bf16_inference_is_close_to_fp32_and_keeps_known_pixels(tiny_weights, monkeypatch):
+    """amp="bf16" runs the network under bf16 autocast: nearly the fp32 result, known pixels still exact;
+    "auto" follows the CPU's native bf16 support; an unknown setting is refused."""
+    import facefill
+    from facefill import precision
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (80, 72, 3), dtype=np.uint8)
+    mask = np.zeros((80, 72), np.uint8)
+    mask[20:50, 10:40] = 255
+    fp32 = np.asarray(facefill.load(str(tiny_weights), amp="off").inpaint(image, mask)).astype(int)
+    calls = []
+    real = torch.autocast
+
+    def spy(device_type, dtype=None, enabled=True, **kw):
+        calls.append((dtype, enabled))
+        return real(device_type, dtype=dtype, enabled=enabled, **kw)
+
+    monkeypatch.setattr(precision.torch, "autocast", spy)
+    bf16 = np.asarray(facefill.load(str(tiny_weights), amp="bf16").inpaint(image, mask)).astype(int)
+    assert calls and all(c == (torch.bfloat16, True) for c in calls)
+    assert np.array_equal(bf16[mask == 0], image[mask == 0])
+    assert np.abs(bf16 - fp32)[mask > 0].mean() < 3 and not np.array_equal(bf16[mask > 0], image[mask > 0])
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
+    calls.clear()
+    facefill.load(str(tiny_weights)).inpaint(image, mask)
+    assert calls and all(not enabled for _, enabled in calls)
+    with pytest.raises(ValueError, match="amp must be one of"):
+        facefill.load(str(tiny_weights), amp="fp16")
