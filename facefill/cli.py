@@ -215,7 +215,8 @@ def masks(
     count: int = typer.Option(16, "--count", "-n", help="number of training masks to draw"),
     size: int = typer.Option(256, help="mask side in pixels"),
     seed: int = typer.Option(0, help="random seed"),
-    evaluation: bool = typer.Option(False, "--evaluation", help="write the fixed evaluation masks per hole-ratio bucket instead"),
+    evaluation: bool = typer.Option(False, "--evaluation", help="write the fixed evaluation masks per hole-ratio "
+                                    "bucket instead"),
 ) -> None:
     """Write sample free-form masks (white = hole) and a contact sheet; print their hole-ratio statistics."""
     import numpy as np
@@ -365,7 +366,8 @@ def evaluate(
 @app.command()
 def export(
     run_dir: Path = typer.Argument(..., help="a training run folder (with checkpoint.pt)"),
-    output: Path = typer.Option(..., "--output", "-o", help="weights folder to write (config.json + model.safetensors)"),
+    output: Path = typer.Option(..., "--output", "-o", help="weights folder to write (config.json + "
+                                "model.safetensors)"),
     raw: bool = typer.Option(False, "--raw", help="export the raw generator instead of its EMA"),
     readme: Optional[Path] = typer.Option(None, help="also describe the weights in this README between "
                                           "<!-- weights:start --> and <!-- weights:end -->"),
@@ -419,6 +421,8 @@ def bench(
     repeats: int = typer.Option(5, help="timed runs per measurement; the median is reported"),
     warmup: int = typer.Option(1, help="untimed runs before the timed ones"),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch and OpenCV (default: torch's own)"),
+    amp: str = typer.Option("auto", "--amp", help="network precision: auto (bf16 where it is fast: CUDA, CPUs with "
+                            "native bf16), bf16 or off (fp32); the table says which ran"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="also write the records and machine info as JSON"),
     readme: Optional[Path] = typer.Option(None, help="also write the report into this README between "
                                           "<!-- bench:start --> and <!-- bench:end -->"),
@@ -446,7 +450,7 @@ def bench(
             _fail(f"--readme {readme}: {exc}")
     try:
         records = benchmark(model, size=size, batches=batches, devices=devices, repeats=repeats, warmup=warmup,
-                            threads=threads, progress=lambda msg: typer.echo(msg, err=True))
+                            threads=threads, amp=amp, progress=lambda msg: typer.echo(msg, err=True))
     except (KeyError, ValueError, WeightsError) as exc:
         _fail(str(exc).strip('"'))
     command = "facefill " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -226,7 +226,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
-    here = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU x{torch.get_num_threads()} ({platform.processor() or platform.machine()})"
+    here = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU x{torch.get_num_threads()} ({platform.processor() or platform.machine()})"
     here = f"{world} x {here}" if world > 1 else here
     if here not in hardware:
         hardware.append(here)

@@ -32,8 +32,8 @@ def _params(model) -> int:
 
 
 def test_records_are_sane(records):
-    keys = {"model", "device", "path", "batch", "size", "resolution", "params", "weights", "ms_per_image",
-            "images_per_s", "peak_mem_mb", "windows", "vs_reference"}
+    keys = {"model", "device", "path", "batch", "size", "resolution", "params", "weights", "precision",
+            "ms_per_image", "images_per_s", "peak_mem_mb", "windows", "vs_reference"}
     assert all(set(r) == keys for r in records)
     got = {(r["model"], r["path"], r["batch"]) for r in records}
     assert got == {("deepfill_v2_tiny", "forward", 1), ("deepfill_v2_tiny", "forward", 2),
@@ -50,6 +50,7 @@ def test_records_are_sane(records):
     assert tiny["weights"] == "untrained"
     telea = next(r for r in records if r["model"] == "telea")
     assert telea["params"] == 0 and telea["resolution"] is None and telea["weights"] == "none"
+    assert telea["precision"] == "-" and tiny["precision"] in ("fp32", "bf16")
     meta = records.meta
     assert meta["threads"] == 1 and meta["machine"]["torch_threads"] == 1  # set for the run (restored after)
     assert meta["machine"]["torch"] == torch.__version__ and meta["machine"]["cpu"]
@@ -84,6 +85,8 @@ def test_bad_settings_are_rejected():
         bench.benchmark(["telea"], size=64, batches=(0,))
     with pytest.raises(KeyError, match="unknown model"):
         bench.benchmark(["nope"], size=64, batches=(1,))
+    with pytest.raises(ValueError, match="amp must be one of"):
+        bench.benchmark(["telea"], size=64, batches=(1,), amp="fp16")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             bench.benchmark(["telea"], size=64, devices=("cuda",))
@@ -142,6 +145,7 @@ def test_bench_command_end_to_end(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "| deepfill_v2_tiny | forward | cpu | 2 | 64 | 64 |" in result.output and "Machine:" in result.output
+    assert "| untrained | fp32 |" in result.output or "| untrained | bf16 |" in result.output
     data = json.loads(out_json.read_text())
     assert len(data["records"]) == 5 and data["meta"]["size"] == 64
     text = readme.read_text()
@@ -152,6 +156,7 @@ def test_bench_command_end_to_end(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args, message", [
     (["--model", "nope"], "unknown model 'nope'"),
     (["--model", "telea", "--batch", "1,x"], "--batch"),
+    (["--model", "telea", "--amp", "half"], "amp must be one of"),
     (["--model", "telea", "--readme", "NOBLOCK"], "no <!-- bench:start -->"),
 ])
 def test_bench_command_errors(tmp_path, args, message):

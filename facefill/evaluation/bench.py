@@ -241,12 +241,16 @@ def _portrait(size: int) -> np.ndarray:
 
 
 def benchmark(models: Iterable, size: int = 256, batches: Iterable[int] = (1, 8), devices: Iterable[str] = ("cpu",),
-              repeats: int = 5, warmup: int = 1, threads: int | None = None, seed: int = 0,
+              repeats: int = 5, warmup: int = 1, threads: int | None = None, seed: int = 0, amp: str = "auto",
               progress: Callable[[str], None] | None = None) -> BenchRecords:
     """Time ``models`` (registered names, weights folders or ``Inpainter`` objects) on each device; see the module
     docstring for what is measured. Returns ``BenchRecords`` of dicts ``{model, device, path, batch, size,
-    resolution, params, weights, ms_per_image, images_per_s, peak_mem_mb, windows, vs_reference}`` with
-    ``meta`` = machine info and settings. ``threads`` sets torch's and OpenCV's CPU threads for the run."""
+    resolution, params, weights, precision, ms_per_image, images_per_s, peak_mem_mb, windows, vs_reference}`` with
+    ``meta`` = machine info and settings. ``threads`` sets torch's and OpenCV's CPU threads for the run; ``amp``
+    the networks' precision (``facefill.precision``: ``auto`` is what ``facefill.load`` gives users), for both
+    paths; ``precision`` says what it meant on each device (``fp32``, ``bf16``; ``-`` for classical methods)."""
+    from ..precision import AMP_MODES
+
     import cv2
     import torch
 
@@ -257,6 +261,8 @@ def benchmark(models: Iterable, size: int = 256, batches: Iterable[int] = (1, 8)
         raise ValueError(f"size must be at least 8 px, got {size}")
     if not batches or min(batches) < 1:
         raise ValueError(f"batch sizes must be positive integers, got {batches}")
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     for device in devices:
@@ -282,7 +288,8 @@ def benchmark(models: Iterable, size: int = 256, batches: Iterable[int] = (1, 8)
         records = BenchRecords(meta=meta)
         for m in models:
             for device in devices:
-                records.extend(_bench_model(m, device, size, batches, holes, portrait, repeats, warmup, seed, say))
+                records.extend(_bench_model(m, device, size, batches, holes, portrait, repeats, warmup, seed, amp,
+                                            say))
         meta["wall_s"] = round(time.perf_counter() - started, 1)
         meta["memory_method"] = sorted({r.pop("_memory_method") for r in records})
     finally:
@@ -292,18 +299,23 @@ def benchmark(models: Iterable, size: int = 256, batches: Iterable[int] = (1, 8)
     return records
 
 
-def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, seed, say) -> list[dict]:
+def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, seed, amp, say) -> list[dict]:
     import torch
+
+    from ..precision import autocast, use_bf16
 
     name, model, weights = _build(m, device, size)
     network = isinstance(model, torch.nn.Module)
+    if network:
+        model.amp = amp
+        precision = "bf16" if use_bf16(amp, torch.device(device)) else "fp32"
     if not network and device != "cpu":
         say(f"{name}: classical, CPU only; skipped on {device}")
         return []
     params = sum(p.numel() for p in model.parameters()) if network else 0
     resolution = getattr(model, "resolution", None) if network else None
     base = {"model": name, "device": device, "size": size, "resolution": resolution, "params": params,
-            "weights": weights}
+            "weights": weights, "precision": precision if network else "-"}
     out = []
 
     def record(path: str, batch: int, fn, windows: int | None = None) -> None:
@@ -323,7 +335,7 @@ def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, see
             mask = torch.from_numpy(np.stack(holes[:batch])[:, None].astype(np.float32)).to(device)
 
             def forward(image=image, mask=mask):
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast(amp, torch.device(device)):
                     model(image, mask)
 
             record("forward", batch, forward)
@@ -373,17 +385,17 @@ def _ms(ms: float) -> str:
 
 def markdown_table(records: list[dict], reference: str = REFERENCE) -> str:
     """One markdown table, a row per record: model, path, device, batch, sizes, params, speed, memory, vs LaMa."""
-    lines = ["| model | path | device | batch | image px | model px | params | weights | ms / image | images / s "
-             "| peak mem (MiB) | vs LaMa |",
-             "|---|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+    lines = ["| model | path | device | batch | image px | model px | params | weights | precision | ms / image "
+             "| images / s | peak mem (MiB) | vs LaMa |",
+             "|---|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---|"]
     for r in records:
         res = r["resolution"] if r["resolution"] else "native"
         if r.get("windows") and r["windows"] > 1:
             res = f"{res} x{r['windows']} windows"
         mem = "n/a" if r["peak_mem_mb"] is None else f"{r['peak_mem_mb']:.0f}"
         lines.append(f"| {r['model']} | {r['path']} | {r['device']} | {r['batch']} | {r['size']} | {res} | "
-                     f"{_params(r['params'])} | {r['weights']} | {_ms(r['ms_per_image'])} | "
-                     f"{r['images_per_s']:.3g} | {mem} | {_ratio(r, reference)} |")
+                     f"{_params(r['params'])} | {r['weights']} | {r.get('precision', '-')} | "
+                     f"{_ms(r['ms_per_image'])} | {r['images_per_s']:.3g} | {mem} | {_ratio(r, reference)} |")
     return "\n".join(lines) + "\n"
 
 
