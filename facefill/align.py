@@ -24,7 +24,7 @@ hole that touches a face in that face's frame:
 3. **Assign** (:func:`assign`): a hole pixel belongs to a face when it lies in that face's frame (the 256x256
    training crop mapped into the photo); a pixel inside several frames goes to the face whose frame centre is
    nearest (in frame units). The rest of a hole, and holes touching no face, take the generic crop path.
-4. **Warp** (:class:`Window`): only the window's footprint is cut from the photo (``inpainter._take``, mirrored past
+4. **Warp** (:class:`Window`): only the window's footprint is cut from the photo (``windows.take``, mirrored past
    the border), reduced with an area filter when the face is larger than the model's frame, then warped by
    ``cv2.warpAffine`` to ``resolution`` px; the result is warped back with the inverse map and pasted into the
    face's hole pixels only.
@@ -55,9 +55,11 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .inpainter import ALIGN_MODES, CropBox, _outside, _take
+from .windows import CropBox, outside, take
 
 log = logging.getLogger(__name__)
+
+ALIGN_MODES = ("auto", "face", "off")  # inpaint(align=...): see the module docstring
 
 TEMPLATE_FILE = Path(__file__).parent / "data" / "face_template.json"
 FRAME = 256  # side of the template's frame: the celeba256 crop the models are trained on (scaled to their resolution)
@@ -401,7 +403,7 @@ def assign(hole: np.ndarray, faces: list[Face]) -> list[np.ndarray]:
 class Window:
     """A face's training frame at ``size`` px, cut from an image.
 
-    ``box`` is the square of the image that the frame covers (``inpainter.CropBox``, may reach past the border);
+    ``box`` is the square of the image that the frame covers (``windows.CropBox``, may reach past the border);
     the cut is reduced by ``pre`` (area filter) when the frame is smaller than the box, then warped by ``matrix``
     (reduced-cut pixels -> window pixels). :meth:`take` makes the window, :meth:`put_back` the inverse.
     """
@@ -439,7 +441,7 @@ class Window:
 
     def take(self, arr: np.ndarray) -> np.ndarray:
         """The window of an image-sized array (uint8 image or float guidance), ``size x size``."""
-        cut = _take(arr, self.box)
+        cut = take(arr, self.box)
         if self.pre != 1:
             n = round(self.box.side * self.pre)
             cut = cv2.resize(cut, (n, n), interpolation=cv2.INTER_AREA)
@@ -448,8 +450,8 @@ class Window:
 
     def take_hole(self, hole: np.ndarray) -> np.ndarray:
         """The window of a bool hole: every pixel that a hole pixel touches (the mirrored border is not hole)."""
-        cut = _take(hole.astype(np.float32), self.box)
-        cut[_outside(self.box, hole.shape)] = 0
+        cut = take(hole.astype(np.float32), self.box)
+        cut[outside(self.box, hole.shape)] = 0
         if self.pre != 1:
             n = round(self.box.side * self.pre)
             cut = cv2.resize(cut, (n, n), interpolation=cv2.INTER_AREA)

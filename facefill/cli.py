@@ -68,7 +68,7 @@ def inpaint(
     from .align import FaceNotFoundError
     from ._optional import MissingDependencyError
     from .imageio import ImageError
-    from .inpainter import ALIGN_MODES
+    from .align import ALIGN_MODES
 
     if align not in ALIGN_MODES:
         _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
@@ -153,7 +153,7 @@ def edit(
     from .align import FaceNotFoundError
     from ._optional import MissingDependencyError
     from .imageio import ImageError
-    from .inpainter import ALIGN_MODES
+    from .align import ALIGN_MODES
 
     if align not in ALIGN_MODES:
         _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")

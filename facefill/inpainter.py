@@ -17,7 +17,6 @@ and ignore ``align``.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -25,10 +24,11 @@ import torch
 from torch import nn
 
 from . import imageio
+from .align import ALIGN_MODES, note, plan
 from .guidance import convert as convert_guidance
 from .precision import autocast
+from .windows import crop_boxes, outside, paste, take
 
-ALIGN_MODES = ("auto", "face", "off")  # see facefill.align
 
 
 class Inpainter:
@@ -57,8 +57,6 @@ class Inpainter:
         if align not in ALIGN_MODES:
             raise ValueError(f"align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
         if align != "off" and not self.aligns_faces:
-            from .align import note
-
             note("align=%s ignored: %s inpaints at the image's native resolution", align, self.name)
         rgb, alpha = imageio.to_rgb(image)
         size = (rgb.shape[1], rgb.shape[0])
@@ -78,55 +76,6 @@ class Inpainter:
     def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, **guidance) -> np.ndarray:
         """``rgb`` uint8 ``HxWx3``, ``hole`` bool ``HxW`` -> uint8 ``HxWx3`` (only hole pixels are used)."""
         raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """A square window ``[y0, y0+side) x [x0, x0+side)`` in image coordinates (may extend past the border)."""
-
-    y0: int
-    x0: int
-    side: int
-
-
-def crop_boxes(hole: np.ndarray, min_side: int, margin: float = 0.5) -> list[tuple[CropBox, np.ndarray]]:
-    """One square window per group of nearby holes: side = max(min_side, hole extent * (1 + 2*margin)),
-    centred on the group and moved inside the image where it fits. Returns ``(box, group_hole)`` pairs."""
-    h, w = hole.shape
-    if max(h, w) <= min_side:  # small image: one window, padded
-        return [(CropBox(0, 0, min_side), hole)]
-    # holes closer than a few pixels at model scale belong to the same window
-    gap = max(1, min_side // 16)
-    joined = cv2.dilate(hole.astype(np.uint8), np.ones((gap, gap), np.uint8))
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
-    out = []
-    for i in range(1, n):
-        x, y, bw, bh = stats[i, :4]
-        group = hole & (labels == i)
-        if not group.any():
-            continue
-        side = int(max(min_side, np.ceil(max(bw, bh) * (1 + 2 * margin))))
-        side = min(side, max(h, w))
-        cy, cx = y + bh / 2, x + bw / 2
-        y0 = int(round(cy - side / 2))
-        x0 = int(round(cx - side / 2))
-        # keep the window inside the image along each axis where the image is long enough
-        y0 = min(max(y0, 0), h - side) if side <= h else (h - side) // 2
-        x0 = min(max(x0, 0), w - side) if side <= w else (w - side) // 2
-        out.append((CropBox(y0, x0, side), group))
-    return out
-
-
-def _take(arr: np.ndarray, box: CropBox) -> np.ndarray:
-    """The window ``box`` of ``arr``; parts outside the image are mirrored (reflect padding)."""
-    h, w = arr.shape[:2]
-    top, left = max(0, -box.y0), max(0, -box.x0)
-    bottom, right = max(0, box.y0 + box.side - h), max(0, box.x0 + box.side - w)
-    inner = arr[max(0, box.y0):min(h, box.y0 + box.side), max(0, box.x0):min(w, box.x0 + box.side)]
-    if top or left or bottom or right:
-        mode = cv2.BORDER_REFLECT_101 if min(inner.shape[:2]) > 1 else cv2.BORDER_REPLICATE
-        inner = cv2.copyMakeBorder(inner, top, bottom, left, right, mode)
-    return inner
 
 
 class NetworkInpainter(nn.Module, Inpainter):
@@ -183,18 +132,16 @@ class NetworkInpainter(nn.Module, Inpainter):
         work = rgb.copy()
         remaining = hole.copy()
         if align != "off":
-            from .align import plan
-
             for window, part in plan(rgb, hole, res, align):
                 result = self.predict(window.take(work), window.take_hole(remaining),
                                       **{k: window.take(v) for k, v in guidance.items()})
-                _paste(work, window.put_back(result), window.box, part)
+                paste(work, window.put_back(result), window.box, part)
                 remaining &= ~part
         for box, group in crop_boxes(remaining, self.min_window) if remaining.any() else []:
-            crop = _take(work, box)
-            crop_hole = _take(remaining.astype(np.uint8), box)
-            crop_hole[_outside(box, hole.shape)] = 0  # mirrored border is context, not hole
-            crop_guidance = {k: _take(v, box) for k, v in guidance.items()}
+            crop = take(work, box)
+            crop_hole = take(remaining.astype(np.uint8), box)
+            crop_hole[outside(box, hole.shape)] = 0  # mirrored border is context, not hole
+            crop_guidance = {k: take(v, box) for k, v in guidance.items()}
             if box.side != res:
                 crop = cv2.resize(crop, (res, res), interpolation=cv2.INTER_AREA if box.side > res else cv2.INTER_CUBIC)
                 # area-average then threshold at >0 so every hole pixel stays inside the scaled hole
@@ -204,22 +151,6 @@ class NetworkInpainter(nn.Module, Inpainter):
             result = self.predict(crop, crop_hole.astype(bool), **crop_guidance)
             if box.side != res:
                 result = cv2.resize(result, (box.side, box.side), interpolation=cv2.INTER_CUBIC)
-            _paste(work, result, box, group)
+            paste(work, result, box, group)
             remaining &= ~group
         return work
-
-
-def _outside(box: CropBox, shape: tuple[int, int]) -> np.ndarray:
-    ys = np.arange(box.y0, box.y0 + box.side)
-    xs = np.arange(box.x0, box.x0 + box.side)
-    return ~(((ys >= 0) & (ys < shape[0]))[:, None] & ((xs >= 0) & (xs < shape[1]))[None, :])
-
-
-def _paste(work: np.ndarray, result: np.ndarray, box: CropBox, group: np.ndarray) -> None:
-    """Copy ``result`` (the window) into ``work`` at the pixels of ``group`` only."""
-    h, w = group.shape
-    y0, y1 = max(0, box.y0), min(h, box.y0 + box.side)
-    x0, x1 = max(0, box.x0), min(w, box.x0 + box.side)
-    region = result[y0 - box.y0:y1 - box.y0, x0 - box.x0:x1 - box.x0]
-    sel = group[y0:y1, x0:x1]
-    work[y0:y1, x0:x1][sel] = region[sel]

@@ -10,7 +10,8 @@ from PIL import Image
 
 from facefill.guidance import to_sketch
 from facefill.imageio import ImageError
-from facefill.inpainter import Inpainter, crop_boxes
+from facefill.inpainter import Inpainter
+from facefill.windows import crop_boxes
 from facefill.registry import create_model
 
 

@@ -48,7 +48,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..data.masks import evaluation_mask
-from ..inpainter import Inpainter, crop_boxes
+from ..inpainter import Inpainter
+from ..windows import crop_boxes
 
 REFERENCE = "lama_reference"
 MASK_BUCKET = (0.2, 0.3)

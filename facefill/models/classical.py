@@ -20,7 +20,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..inpainter import Inpainter, crop_boxes
+from ..inpainter import Inpainter
+from ..windows import crop_boxes
 from ..registry import register_model
 
 

@@ -39,7 +39,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from .. import __version__, imageio
-from ..inpainter import ALIGN_MODES
+from ..align import ALIGN_MODES
 
 STATIC_DIR = Path(__file__).parent / "static"
 

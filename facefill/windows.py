@@ -1,0 +1,78 @@
+"""Square windows of an image: where the shared inference path (``facefill.inpainter``) and face alignment
+(``facefill.align``) cut the pixels a model sees, and how they paste its result back into the hole only.
+
+A :class:`CropBox` may reach past the image border; :func:`take` mirrors the image there, :func:`outside` marks
+those pixels (context, never hole), :func:`paste` copies a window back at a group of hole pixels only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A square window ``[y0, y0+side) x [x0, x0+side)`` in image coordinates (may extend past the border)."""
+
+    y0: int
+    x0: int
+    side: int
+
+
+def crop_boxes(hole: np.ndarray, min_side: int, margin: float = 0.5) -> list[tuple[CropBox, np.ndarray]]:
+    """One square window per group of nearby holes: side = max(min_side, hole extent * (1 + 2*margin)),
+    centred on the group and moved inside the image where it fits. Returns ``(box, group_hole)`` pairs."""
+    h, w = hole.shape
+    if max(h, w) <= min_side:  # small image: one window, padded
+        return [(CropBox(0, 0, min_side), hole)]
+    # holes closer than a few pixels at model scale belong to the same window
+    gap = max(1, min_side // 16)
+    joined = cv2.dilate(hole.astype(np.uint8), np.ones((gap, gap), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    out = []
+    for i in range(1, n):
+        x, y, bw, bh = stats[i, :4]
+        group = hole & (labels == i)
+        if not group.any():
+            continue
+        side = int(max(min_side, np.ceil(max(bw, bh) * (1 + 2 * margin))))
+        side = min(side, max(h, w))
+        cy, cx = y + bh / 2, x + bw / 2
+        y0 = int(round(cy - side / 2))
+        x0 = int(round(cx - side / 2))
+        # keep the window inside the image along each axis where the image is long enough
+        y0 = min(max(y0, 0), h - side) if side <= h else (h - side) // 2
+        x0 = min(max(x0, 0), w - side) if side <= w else (w - side) // 2
+        out.append((CropBox(y0, x0, side), group))
+    return out
+
+
+def take(arr: np.ndarray, box: CropBox) -> np.ndarray:
+    """The window ``box`` of ``arr``; parts outside the image are mirrored (reflect padding)."""
+    h, w = arr.shape[:2]
+    top, left = max(0, -box.y0), max(0, -box.x0)
+    bottom, right = max(0, box.y0 + box.side - h), max(0, box.x0 + box.side - w)
+    inner = arr[max(0, box.y0):min(h, box.y0 + box.side), max(0, box.x0):min(w, box.x0 + box.side)]
+    if top or left or bottom or right:
+        mode = cv2.BORDER_REFLECT_101 if min(inner.shape[:2]) > 1 else cv2.BORDER_REPLICATE
+        inner = cv2.copyMakeBorder(inner, top, bottom, left, right, mode)
+    return inner
+
+
+def outside(box: CropBox, shape: tuple[int, int]) -> np.ndarray:
+    """Bool ``side x side``: the window's pixels that lie outside an image of ``shape``."""
+    ys = np.arange(box.y0, box.y0 + box.side)
+    xs = np.arange(box.x0, box.x0 + box.side)
+    return ~(((ys >= 0) & (ys < shape[0]))[:, None] & ((xs >= 0) & (xs < shape[1]))[None, :])
+
+
+def paste(work: np.ndarray, result: np.ndarray, box: CropBox, group: np.ndarray) -> None:
+    """Copy ``result`` (the window) into ``work`` at the pixels of ``group`` only."""
+    h, w = group.shape
+    y0, y1 = max(0, box.y0), min(h, box.y0 + box.side)
+    x0, x1 = max(0, box.x0), min(w, box.x0 + box.side)
+    region = result[y0 - box.y0:y1 - box.y0, x0 - box.x0:x1 - box.x0]
+    sel = group[y0:y1, x0:x1]
+    work[y0:y1, x0:x1][sel] = region[sel]
