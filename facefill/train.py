@@ -76,6 +76,9 @@ class TrainConfig:
     guidance_cache: str = ""                         # cache folder for the sketch/colour maps of guided models
     init_from: str = ""                              # a compact training state (see save_state) to start from
                                                      # when the run folder has no checkpoint yet
+    frame: int = 0                                   # native side of the faces before the data folder was
+                                                     # scaled down (scripts/pack_device_faces.py); 0: the data's
+                                                     # own image size. Exported for the inference windows
 
 
 RECIPE_KEYS = ("lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start", "gan_warmup", "ema_decay",
@@ -200,7 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     ema = copy.deepcopy(gen).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    step, train_seconds, hardware, warmup_start, history = 0, 0.0, [], 0, []
+    step, train_seconds, hardware, warmup_start, history, images_seen = 0, 0.0, [], 0, [], 0
     if resume and not ckpt_path.exists() and cfg.init_from and rank == 0:
         if any(Path(cfg.init_from).glob("state-*.safetensors")):
             restore_state(cfg.init_from, ckpt_path)
@@ -219,6 +222,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             opt_g.load_state_dict(ckpt["opt_g"])
             opt_d.load_state_dict(ckpt["opt_d"])
         step, train_seconds = ckpt["step"], ckpt.get("train_seconds", 0.0)
+        # counted, not step x batch: a run may change its batch size between segments (CPU 8, GPU 64)
+        images_seen = ckpt.get("images_seen", step * cfg.batch_size * world)
         warmup_start = ckpt.get("warmup_start", 0)
         hardware = ckpt.get("hardware", [])
         # checkpoints older than the history: their last config is the best record of the recipe so far
@@ -246,7 +251,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                          guidance=training_guidance(gen.inputs, cache_dir=cfg.guidance_cache or None))
     images = preload_faces(dataset.files, gen.resolution, device, threads=max(1, cfg.num_workers)) \
         if cfg.preload else None
-    sampler = ResumableSampler(len(dataset), cfg.seed, start=step * cfg.batch_size * world, rank=rank, world=world)
+    sampler = ResumableSampler(len(dataset), cfg.seed, start=images_seen, rank=rank, world=world)
     loader = iter(DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                              pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0))
     # a fixed batch for sample grids: the first images, fixed masks
@@ -280,7 +285,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                       "ema": ema.state_dict() if ema is not None else None,
                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
                       "config": to_dict(cfg), "rng": _rng_state(), "train_seconds": train_seconds,
-                      "images_seen": step * cfg.batch_size * world, "hardware": hardware,
+                      "images_seen": images_seen, "hardware": hardware,
                       "warmup_start": warmup_start, "recipe_history": history}, ckpt_path)
 
     amp = autocast(cfg.amp, device)
@@ -338,6 +343,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     for be, bg in zip(ema.buffers(), gen.buffers()):
                         be.copy_(bg)
             step += 1
+            images_seen += cfg.batch_size * world
             if not math.isfinite(loss.item()):
                 which = "generator" if g_step else "discriminator"
                 raise FloatingPointError(f"{which} loss is {loss.item()} at step {step}; lower the learning rate")
@@ -374,7 +380,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             writer.close()
         if log_file is not None:
             log_file.close()
-    return {"step": step, "images_seen": step * cfg.batch_size * world, "train_seconds": train_seconds,
+    return {"step": step, "images_seen": images_seen, "train_seconds": train_seconds,
             "checkpoint": str(ckpt_path), "last": logs}
 
 
@@ -396,11 +402,13 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
 
     from .data.faces import list_images
 
-    try:  # the native side of the training crops, for the inference windows (see NetworkInpainter.frame)
-        with Image.open(list_images(cfg["data"])[0]) as first:
-            frame = min(first.size)
-    except (FileNotFoundError, OSError):
-        frame = None
+    frame = cfg.get("frame") or None  # the native side of the training crops (see NetworkInpainter.frame)
+    if frame is None:
+        try:
+            with Image.open(list_images(cfg["data"])[0]) as first:
+                frame = min(first.size)
+        except (FileNotFoundError, OSError):
+            pass
     return save_pretrained(model, dest, extra={"training": training, "frame": frame})
 
 

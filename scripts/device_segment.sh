@@ -6,18 +6,20 @@
 # MINUTES (default 8) from /root/runs (kept while the machine stays warm) or, on a fresh machine, from the
 # committed compact state, and returns the EMA weights and the compact state through $OUT.
 set -euo pipefail
-CONFIG=${CONFIG:-configs/deepfill_v2_gpu256.json}
+CONFIG=${CONFIG:-configs/deepfill_v2_gpu128.json}
 MODEL=${MODEL:-deepfill_v2}
 MINUTES=${MINUTES:-8}
-mkdir -p /root/data/train
-for t in .device-data/part-*.tar; do
-  [ -e "$t" ] && tar -xf "$t" -C /root/data/train && echo "unpacked $t"
+# data chunks: part-NNN.tar (../shared/tools/pack_device_data.py, 256 px) -> /root/data/train,
+# train128-NNN.tar (scripts/pack_device_faces.py) -> /root/data/train128
+for t in .device-data/*.tar; do
+  [ -e "$t" ] || continue
+  dest=$(basename "$t"); dest=${dest%-*}; [ "$dest" = part ] && dest=train
+  mkdir -p "/root/data/$dest" && tar -xf "$t" -C "/root/data/$dest" && echo "unpacked $t into /root/data/$dest"
 done
 # frozen networks of guided models (HED sketches, VGG19 losses): scripts/pack_device_extras.py writes them, one
 # run call carries each; they stay in /root/extras while the machine is warm
 if [ -d .device-data/extras ]; then mkdir -p /root/extras && cp -u .device-data/extras/* /root/extras/; fi
-n=$(ls /root/data/train | wc -l)
-echo "$n images in /root/data/train"
+for d in /root/data/*/; do echo "$(ls "$d" | wc -l) images in $d"; done
 if [ "${TRAIN:-1}" = 0 ]; then exit 0; fi
 export PYTHONPATH=$PWD
 t0=$(date +%s)

@@ -70,6 +70,12 @@ def test_export_then_load(face_folder, tmp_path):
     folder = export(tmp_path / "e", tmp_path / "weights")
     meta = json.loads((folder / "config.json").read_text())
     assert meta["model"] == "deepfill_v2_tiny" and meta["training"]["steps"] == 2
+    assert meta["frame"] == 96  # the data's image size (conftest's faces)
+    # data scaled down before training (scripts/pack_device_faces.py) names the faces' native side instead
+    ckpt = torch.load(tmp_path / "e" / "checkpoint.pt", weights_only=False)
+    ckpt["config"]["frame"] = 256
+    torch.save(ckpt, tmp_path / "e" / "checkpoint.pt")
+    assert json.loads((export(tmp_path / "e", tmp_path / "w2") / "config.json").read_text())["frame"] == 256
     model = load_pretrained(folder)
     assert next(model.parameters()).dtype == torch.float32 and not model.training
 
@@ -162,16 +168,19 @@ def test_recipe_history_records_changes_across_resumes(face_folder, tmp_path):
 
     train(_cfg(face_folder, tmp_path / "h", 2), progress=False)
     train(_cfg(face_folder, tmp_path / "h", 3), resume=True, progress=False)  # steps only: not a recipe change
-    train(_cfg(face_folder, tmp_path / "h", 4, lr_g=5e-5, gan_start=3), resume=True, progress=False)
+    summary = train(_cfg(face_folder, tmp_path / "h", 4, lr_g=5e-5, gan_start=3, batch_size=3), resume=True,
+                    progress=False)
+    assert summary["images_seen"] == 2 * 2 + 2 + 3  # counted across the batch-size change, not step x batch
     history = torch.load(tmp_path / "h" / "checkpoint.pt", weights_only=False)["recipe_history"]
     assert [h["step"] for h in history] == [0, 3]
     assert history[0]["changes"]["lr_g"] == _cfg(face_folder, tmp_path, 1).lr_g
-    assert history[1]["changes"] == {"lr_g": 5e-5, "gan_start": 3}
+    assert history[1]["changes"] == {"lr_g": 5e-5, "gan_start": 3, "batch_size": 3}
     meta = json.loads((export(tmp_path / "h", tmp_path / "w") / "config.json").read_text())
     assert meta["training"]["recipe_history"] == history and meta["training"]["recipe"]["lr_g"] == 5e-5
+    assert meta["training"]["images_seen"] == 9
     # a second change at the same step merges into one entry; going back to an earlier value is a change
-    merged = update_history(history, 3, {**history[0]["changes"], "lr_g": 1e-5, "gan_start": 3})
-    assert merged[-1] == {"step": 3, "changes": {"lr_g": 1e-5, "gan_start": 3}} and len(merged) == 2
+    merged = update_history(history, 3, {**history[0]["changes"], "lr_g": 1e-5, "gan_start": 3, "batch_size": 3})
+    assert merged[-1] == {"step": 3, "changes": {"lr_g": 1e-5, "gan_start": 3, "batch_size": 3}} and len(merged) == 2
     back = update_history(history, 4, history[0]["changes"])
-    assert back[-1] == {"step": 4, "changes": {"lr_g": history[0]["changes"]["lr_g"],
-                                               "gan_start": history[0]["changes"]["gan_start"]}}
+    first = history[0]["changes"]
+    assert back[-1] == {"step": 4, "changes": {k: first[k] for k in ("lr_g", "gan_start", "batch_size")}}
