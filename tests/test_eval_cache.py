@@ -120,6 +120,10 @@ def test_extra_metrics_cached_equal_fresh(face_folder, tmp_path):
     model = CountingTelea()
     second = _run(model, face_folder, cache, limit=3, metrics=["st_lpips", "fid"])
     assert second.meta["cached"] == 6 and model.calls == 2
+    from facefill.evaluation.quality import readme_block
+
+    block = readme_block("<!-- results:start -->\n<!-- results:end -->\n", second, "facefill eval ...")
+    assert "6 of the (model, image, bucket) scores read from the evaluation cache" in block
     assert _scores(second) == pytest.approx(_scores(first), rel=1e-6)
     assert {"st_lpips", "fid"} <= {m for _, m in _scores(second)}
 
