@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .map_cache import MapCache
+
 
 def blur_for_color(rgb: np.ndarray, bilateral_passes: int = 20) -> np.ndarray:
     """The paper's flattening: 3x3 median filter, then ``bilateral_passes`` bilateral filters (d=9, sigmas 25/7)."""
@@ -96,37 +98,23 @@ class ColorMaker:
     def __init__(self, n_segments: int = 64, compactness: float = 10.0, bilateral_passes: int = 20,
                  cache_dir: str | Path | None = None):
         self.n_segments, self.compactness, self.bilateral_passes = n_segments, compactness, bilateral_passes
-        self.cache_dir = Path(cache_dir) if cache_dir else None
-
-    def _path(self, key: str | None) -> Path | None:
-        return self.cache_dir / f"{key}.color.png" if self.cache_dir is not None and key else None
+        self.cache = MapCache(cache_dir, "color", color=True) if cache_dir else None
 
     def cached(self, key: str | None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
         """The cached map of ``key`` (uint8 ``HxWx3``), or None when there is none (of this ``shape``)."""
-        path = self._path(key)
-        if path is None or not path.is_file():
-            return None
-        cached = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if cached is None or (shape is not None and cached.shape != tuple(shape)):
-            return None
-        return cached[..., ::-1]
+        return self.cache.read(key, shape) if self.cache is not None and key else None
 
     def store(self, key: str, colors: np.ndarray) -> None:
-        """Write ``colors`` (uint8 ``HxWx3``) as the cached map of ``key``, atomically."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        cv2.imwrite(str(tmp), np.ascontiguousarray(colors[..., ::-1]))
-        tmp.replace(path)
+        """Write ``colors`` (uint8 ``HxWx3``) as the cached map of ``key``."""
+        self.cache.write(key, colors)
 
     def colors(self, rgb: np.ndarray, rng: np.random.Generator | None, key: str | None = None) -> np.ndarray:
         cached = self.cached(key, rgb.shape)
         if cached is not None:
             return cached
-        path = self._path(key)
-        colors = color_map(rgb, self.n_segments, self.compactness, self.bilateral_passes,
-                           None if path is not None else rng)
-        if path is not None:
+        caching = self.cache is not None and bool(key)
+        colors = color_map(rgb, self.n_segments, self.compactness, self.bilateral_passes, None if caching else rng)
+        if caching:
             self.store(key, colors)
         return colors
 

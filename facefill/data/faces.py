@@ -89,7 +89,7 @@ class TrainingGuidance:
 
         if self.sketch is None and self.color is None:
             return 0
-        if (self.sketch or self.color).cache_dir is None:
+        if (self.sketch or self.color).cache is None:
             raise ValueError("precompute needs a cache_dir")
         todo = [p for p in files if not self.cached(p.stem, (resolution, resolution))]
         bar = None

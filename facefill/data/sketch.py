@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._optional import package_file
+from .map_cache import MapCache
 
 log = logging.getLogger(__name__)
 
@@ -197,36 +198,24 @@ class SketchMaker:
     def __init__(self, method: str = "auto", cache_dir: str | Path | None = None, threshold: float = 0.35,
                  jitter: float = 0.1, min_length: int | None = None, device: str = "cpu"):
         self.method = resolve_method(method)
-        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.cache = MapCache(cache_dir, self.method) if cache_dir else None
         self.threshold, self.jitter, self.min_length, self.device = threshold, jitter, min_length, device
-
-    def _path(self, key: str | None) -> Path | None:
-        return self.cache_dir / f"{key}.{self.method}.png" if self.cache_dir is not None and key else None
 
     def cached(self, key: str | None, shape: tuple[int, int] | None = None) -> np.ndarray | None:
         """The cached edge map of ``key`` (float32 ``HxW`` in [0, 1]), or None (none, or not of this ``shape``)."""
-        path = self._path(key)
-        if path is None or not path.is_file():
-            return None
-        cached = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-        if cached is None or (shape is not None and cached.shape != tuple(shape)):
-            return None
-        return cached.astype(np.float32) / 255
+        cached = self.cache.read(key, shape) if self.cache is not None and key else None
+        return None if cached is None else cached.astype(np.float32) / 255
 
     def store(self, key: str, edges: np.ndarray) -> None:
-        """Write ``edges`` (float ``HxW`` in [0, 1]) as the cached map of ``key``, atomically (uint8 PNG)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        cv2.imwrite(str(tmp), np.round(edges * 255).astype(np.uint8))
-        tmp.replace(path)
+        """Write ``edges`` (float ``HxW`` in [0, 1]) as the cached map of ``key`` (uint8 PNG)."""
+        self.cache.write(key, np.round(edges * 255).astype(np.uint8))
 
     def edges(self, rgb: np.ndarray, key: str | None = None) -> np.ndarray:
         cached = self.cached(key, rgb.shape[:2])
         if cached is not None:
             return cached
         edges = edge_map(rgb, self.method, self.device)
-        if self._path(key) is not None:
+        if self.cache is not None and key:
             self.store(key, edges)
         return edges
 
