@@ -16,11 +16,10 @@ def load(name: str = "deepfill_v2", device: str = "cpu", amp: str = "auto"):
     """A ready-to-use model: registered ``name`` with its shipped weights (or a weights folder path), on
     ``device``. ``amp``: the network's precision, ``"auto"`` (bf16 autocast where it is fast: CUDA, CPUs with
     native bf16), ``"bf16"`` or ``"off"`` (fp32); see ``facefill.precision``. Classical models ignore it."""
-    from .precision import AMP_MODES
+    from .precision import check_amp
     from .pretrained import load_pretrained
 
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
+    check_amp(amp)
     model = load_pretrained(name, device=device)
     if hasattr(model, "amp"):
         model.amp = amp

@@ -22,11 +22,16 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def use_bf16(amp: str, device: torch.device) -> bool:
-    """Whether ``amp`` means bf16 autocast on ``device``; ``ValueError`` for an unknown setting."""
+def check_amp(amp: str) -> str:
+    """``amp`` itself, or ``ValueError`` for a setting that is not one of ``AMP_MODES``."""
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
-    if amp == "auto":
+    return amp
+
+
+def use_bf16(amp: str, device: torch.device) -> bool:
+    """Whether ``amp`` means bf16 autocast on ``device``; ``ValueError`` for an unknown setting."""
+    if check_amp(amp) == "auto":
         return device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
     return amp == "bf16"
 

@@ -250,7 +250,7 @@ def benchmark(models: Iterable, size: int = 256, batches: Iterable[int] = (1, 8)
     ``meta`` = machine info and settings. ``threads`` sets torch's and OpenCV's CPU threads for the run; ``amp``
     the networks' precision (``facefill.precision``: ``auto`` is what ``facefill.load`` gives users), for both
     paths; ``precision`` says what it meant on each device (``fp32``, ``bf16``; ``-`` for classical methods)."""
-    from ..precision import AMP_MODES
+    from ..precision import check_amp
 
     import cv2
     import torch
@@ -262,8 +262,7 @@ def benchmark(models: Iterable, size: int = 256, batches: Iterable[int] = (1, 8)
         raise ValueError(f"size must be at least 8 px, got {size}")
     if not batches or min(batches) < 1:
         raise ValueError(f"batch sizes must be positive integers, got {batches}")
-    if amp not in AMP_MODES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}; got {amp!r}")
+    check_amp(amp)
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     for device in devices:

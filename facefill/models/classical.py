@@ -91,6 +91,9 @@ def _biharmonic(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
+CLASSICAL_MODELS = ("telea", "navier_stokes", "biharmonic")  # the registered names below
+
+
 @register_model
 def telea(**kw) -> OpenCVInpainter:
     """Telea fast-marching inpainting (OpenCV, radius 3); classical baseline, no weights."""
