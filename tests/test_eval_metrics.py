@@ -175,8 +175,11 @@ def stlpips_package(monkeypatch):
     except Exception as exc:  # noqa: BLE001 - any import failure means we cannot compare with it here
         pytest.skip(f"stlpips_pytorch cannot be imported even with the stand-ins: {exc!r}")
     yield stlpips
+    # forget the package that saw the stand-ins; torch's own modules that it pulled in stay (re-importing
+    # torch.distributed registers its operator library twice, which fails the next test that trains)
     for name in set(sys.modules) - before:
-        sys.modules.pop(name, None)
+        if name.split(".")[0] == "stlpips_pytorch":
+            sys.modules.pop(name, None)
 
 
 def test_st_lpips_matches_the_package(stlpips_package, faces):
