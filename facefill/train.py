@@ -119,6 +119,23 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _open_log(path: Path, step: int):
+    """`log.jsonl` opened for appending, without the lines past `step`: a killed run logs steps after its last
+    checkpoint, and the resumed run logs those steps again (a line cut short by the kill is dropped too)."""
+    if path.exists():
+        kept = []
+        for line in path.read_text().splitlines(keepends=True):
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
+    return open(path, "a")
+
+
 def _unwrap(m):
     return getattr(m, "module", m)
 
@@ -266,7 +283,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(out_dir / "tb"))
+            writer = SummaryWriter(str(out_dir / "tb"), purge_step=step + 1 if step else None)
         except ImportError:
             print("tensorboard is not installed (pip install 'facefill[train]'): scalars go to log.jsonl only")
 
@@ -299,7 +316,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     gen.train()
     disc.train()
     logs: dict = {}
-    log_file = open(out_dir / "log.jsonl", "a") if rank == 0 else None
+    log_file = _open_log(out_dir / "log.jsonl", step) if rank == 0 else None
     try:
         while step < cfg.steps and not stop["flag"]:
             batch = next(loader)

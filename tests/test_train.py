@@ -22,12 +22,16 @@ def _cfg(face_folder, out, steps, **kw):
 def test_train_resume_is_exact(face_folder, tmp_path):
     straight = train(_cfg(face_folder, tmp_path / "a", 4), progress=False)
     train(_cfg(face_folder, tmp_path / "b", 2), progress=False)
+    with open(tmp_path / "b" / "log.jsonl", "a") as f:  # what a run killed after its last checkpoint leaves
+        f.write(json.dumps({"step": 3, "l1": 9.0}) + "\n" + '{"step": 4, "l1"')
     resumed = train(_cfg(face_folder, tmp_path / "b", 4), resume=True, progress=False)
     assert straight["step"] == resumed["step"] == 4
     a, b = assert_same_training_state(tmp_path / "a", tmp_path / "b")
     assert a["opt_g"]["state"][0]["step"] == b["opt_g"]["state"][0]["step"]
     logs = [json.loads(line) for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logs] == [1, 2, 3, 4] and all("d_loss" in r for r in logs)
+    resumed_logs = [json.loads(line) for line in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed_logs] == [1, 2, 3, 4] and all(r["l1"] != 9.0 for r in resumed_logs)
     assert (tmp_path / "a" / "samples" / "0000004.png").is_file()
     assert json.loads((tmp_path / "a" / "config.json").read_text())["steps"] == 4
 
