@@ -81,7 +81,7 @@ class TrainConfig:
                                                      # own image size. Exported for the inference windows
 
 
-RECIPE_KEYS = ("lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start", "gan_warmup", "ema_decay",
+RECIPE_KEYS = ("model_args", "lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start", "gan_warmup", "ema_decay",
                "box_prob", "masks", "amp", "d_only_steps", "n_critic", "batch_size")
 
 

@@ -95,7 +95,7 @@ def test_style_and_perceptual_zero_for_equal_and_scale_as_expected():
     b = {k: 2 * v for k, v in a.items()}
     # perceptual is linear in the difference; Gram matrices scale by 4 -> style difference = 3 x mean Gram
     assert perceptual_sum(b, a).item() == pytest.approx(sum(v.mean().item() for v in a.values()), rel=1e-5)
-    from facefill.models.scfegan import gram
+    from facefill.layers.vgg import gram
 
     expected = sum(3 * gram(v).mean().item() for v in a.values())
     assert style_sum(b, a).item() == pytest.approx(expected, rel=1e-5)

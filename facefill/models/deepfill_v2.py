@@ -7,6 +7,12 @@ Generator (sec. 3.3, fig. 3): every convolution is a gated convolution (eq. 1).
 Discriminator: SN-PatchGAN (sec. 3.2) on (image, mask[, sketch]), hinge loss (eq. 2-3).
 Reconstruction: pixel-wise L1 on both stages' raw outputs, weights 1 : 1 as in the authors' code.
 
+Optional, not in the paper (off by default): perceptual and style losses on VGG19 relu1_1..relu4_1 of the composite
+(features at torchvision's input scale, summed over layers, as EdgeConnect and the partial-convolution paper),
+weighted by ``perceptual_weight`` and ``style_weight``. At small compute, the adversarial loss alone teaches the
+generator a periodic checkerboard texture in large holes; the style (Gram) term is the partial-convolution paper's
+remedy for such artefacts.
+
 Layer widths follow the authors' TensorFlow release: ``cnum`` is their base width (48 in the paper), and as in
 their ``gen_conv`` a layer declared with ``n`` channels has ``n/2`` feature and ``n/2`` gate channels, so the
 generator has ~4.1M parameters at ``cnum=48``.
@@ -19,8 +25,11 @@ from torch import nn
 
 from ..inpainter import NetworkInpainter
 from ..layers import ContextualAttention, GatedConv2d, GatedUpConv2d, SNPatchDiscriminator
+from ..layers.vgg import TORCHVISION_SCALE, perceptual_loss, shared_vgg, style_loss
 from ..losses import hinge_d_loss, hinge_g_loss
 from ..registry import register_model
+
+VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 def _coarse_net(in_ch: int, c: int) -> nn.Sequential:
@@ -49,9 +58,11 @@ class DeepFillV2(NetworkInpainter):
 
     pad_multiple = 8
 
-    def __init__(self, cnum: int = 48, resolution: int = 256, sketch: bool = False, disc_cnum: int = 64):
+    def __init__(self, cnum: int = 48, resolution: int = 256, sketch: bool = False, disc_cnum: int = 64,
+                 perceptual_weight: float = 0.0, style_weight: float = 0.0):
         super().__init__()
-        self.config = dict(cnum=cnum, resolution=resolution, sketch=sketch, disc_cnum=disc_cnum)
+        self.config = dict(cnum=cnum, resolution=resolution, sketch=sketch, disc_cnum=disc_cnum,
+                           perceptual_weight=perceptual_weight, style_weight=style_weight)
         self.resolution = resolution
         self.inputs = ("image", "mask", "sketch") if sketch else ("image", "mask")
         c = cnum // 2  # feature channels of a layer the authors declare with cnum outputs
@@ -114,6 +125,15 @@ class DeepFillV2(NetworkInpainter):
         l1 = (out["coarse"] - target).abs().mean() + (out["output"] - target).abs().mean()
         logs = {"l1": l1.detach()}
         loss = l1
+        if self.config["perceptual_weight"] or self.config["style_weight"]:
+            vgg = shared_vgg(VGG_LAYERS, target.device)
+            fake = {k: v * TORCHVISION_SCALE for k, v in vgg(out["composite"]).items()}
+            with torch.no_grad():
+                real = {k: v * TORCHVISION_SCALE for k, v in vgg(target).items()}
+            perceptual = len(VGG_LAYERS) * perceptual_loss(fake, real)  # summed over layers
+            style = len(VGG_LAYERS) * style_loss(fake, real)
+            loss = loss + self.config["perceptual_weight"] * perceptual + self.config["style_weight"] * style
+            logs.update(perceptual=perceptual.detach(), style=style.detach())
         if disc is not None and gan_weight > 0:
             adv = hinge_g_loss(disc(self._disc_input(out["composite"], batch)))
             loss = loss + gan_weight * adv

@@ -12,8 +12,8 @@ pixel-exact edges.
   Stage 2 (inpainting): masked image + mask + the predicted HOG map (nearest-upsampled to H x W) -> the same
   encoder / residual / decoder network -> tanh. Losses (EdgeConnect's weights): L1 (1, normalised by the hole
   fraction as EdgeConnect), adversarial (0.1), perceptual (0.1) and style (250) on VGG19 relu1_1..relu4_1
-  (``facefill.layers.vgg``, features rescaled to torchvision's input scale, summed over layers; style on the
-  hole region, as EdgeConnect).
+  (``facefill.layers.vgg``, features rescaled to the torchvision input scale EdgeConnect's weights were tuned at,
+  summed over layers; style on the hole region, as EdgeConnect).
   Discriminators: 70x70-PatchGAN-style with spectral norm (EdgeConnect's), one on HOG maps, one on images,
   standard (BCE) GAN loss.
 HOG: 9 orientations, 8x8-pixel cells, 2x2-cell blocks, L2-Hys, bilinear orientation votes (differentiable in the
@@ -39,20 +39,6 @@ from ..registry import register_model
 HOG_CELL = 8
 HOG_BINS = 9
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
-_VGG: dict = {}  # one frozen VGG19 per device, shared by every instance (kept out of the weights)
-# facefill's VGG19 takes Caffe-style input (0..255 minus the mean); EdgeConnect's loss weights were tuned on
-# torchvision's VGG19, whose input is (x/255 - mean) / std with std ~ 0.226, i.e. ~57.6x smaller: scaling the
-# features by its inverse keeps the perceptual (linear) and style (quadratic) terms near the balance the weights
-# 1 : 0.1 : 250 assume
-VGG_SCALE = 1 / (255 * 0.226)
-
-
-def _vgg(device: torch.device):
-    if device not in _VGG:
-        from ..layers.vgg import VGGFeatures
-
-        _VGG[device] = VGGFeatures(VGG_LAYERS).to(device)
-    return _VGG[device]
 
 
 class ResBlock(nn.Module):
@@ -159,17 +145,17 @@ class HogFace(NetworkInpainter):
 
     def generator_loss(self, disc: nn.Module | None, batch: dict, out: dict, gan_weight: float
                        ) -> tuple[torch.Tensor, dict]:
-        from ..layers.vgg import perceptual_loss, style_loss
+        from ..layers.vgg import TORCHVISION_SCALE, perceptual_loss, shared_vgg, style_loss
 
         cfg = self.config
         target, mask = batch["image"], batch["mask"].float()
         output = out["output"]
         hog_l1 = (out["hog"].float() - self.true_hog(target)).abs().mean()
         l1 = (output.float() - target.float()).abs().mean() / mask.mean().clamp_min(1e-3)
-        vgg = _vgg(output.device)
+        vgg = shared_vgg(VGG_LAYERS, output.device)
 
         def features(x):
-            return {k: v * VGG_SCALE for k, v in vgg(x).items()}
+            return {k: v * TORCHVISION_SCALE for k, v in vgg(x).items()}
 
         # EdgeConnect sums over layers; perceptual_loss / style_loss average
         n = len(VGG_LAYERS)

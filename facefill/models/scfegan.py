@@ -25,7 +25,7 @@ Losses (sec. 3.3), ``M`` = 1 in the hole, ``I_comp = I_gen * M + I_gt * (1 - M)`
   L_D = E[relu(1 - D(I_gt))] + E[relu(1 + D(I_comp))] + theta L_GP                              theta = 10
   L_GP = E[(||grad_U D(U) * M||_2 - 1)^2],  U = t I_gt + (1 - t) I_comp,  t ~ U(0, 1) per sample
 T_q are pool1, pool2, pool3 of VGG; the project ships VGG19 weights only (``facefill.layers.vgg``), so T_q are
-VGG19's pool1-3 (max-pools of relu1_2, relu2_2, relu3_4) instead of VGG16's, rescaled by ``FEATURE_SCALE``.
+VGG19's pool1-3 (max-pools of relu1_2, relu2_2, relu3_4) instead of VGG16's, rescaled to torchvision's input scale (``facefill.layers.vgg.TORCHVISION_SCALE``).
 ``E[D(I_gt)^2]`` (ProGAN's drift term) has no gradient with respect to the generator, so where the paper writes
 it into L_G it would do nothing; it is added to L_D, where it keeps D(I_gt) from drifting, and logged. The
 printed L_D has no relu (a linear, WGAN-like loss); ``d_loss="hinge"`` (default) is SN-PatchGAN's hinge,
@@ -44,13 +44,10 @@ from torch import nn
 
 from ..inpainter import NetworkInpainter
 from ..layers import SNPatchDiscriminator
+from ..layers.vgg import TORCHVISION_SCALE, gram, shared_vgg
 from ..registry import register_model
 
 _KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
-# The Caffe VGG takes 0..255 pixels, ~255 * 0.226 times the ImageNet-standardised input of the torchvision VGG16
-# that the paper's loss weights (from Liu et al.'s partial-convolution losses) were set for; features of a ReLU net
-# scale about linearly with its input, so they are brought back to that scale before the losses.
-FEATURE_SCALE = 1 / (255 * 0.226)
 
 
 def _lrn(x: torch.Tensor) -> torch.Tensor:
@@ -141,7 +138,6 @@ class SCFEGAN(NetworkInpainter):
             prev = widths[i - 1]
         self.up.append(_GatedDeconv(prev, 3))
         self.fuse.append(_GatedConv(3 + in_ch, 3, 3, lrn=False, activation=False))
-        self._vgg = None
 
     def _noise(self, mask: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if generator is None and self.training:
@@ -205,20 +201,12 @@ class SCFEGAN(NetworkInpainter):
         loss = adv + cfg["theta"] * gp + cfg["epsilon"] * drift
         return loss, {"d_loss": loss.detach(), "d_adv": adv.detach(), "d_gp": gp.detach(), "d_drift": drift.detach()}
 
-    def vgg(self):
-        """Frozen VGG19 up to relu3_4, built on first use and kept out of the state dict."""
-        if self._vgg is None:
-            from ..layers.vgg import VGGFeatures
-
-            object.__setattr__(self, "_vgg", VGGFeatures(("relu1_2", "relu2_2", "relu3_4")))
-        return self._vgg.to(self.device)
-
     def generator_loss(self, disc: nn.Module | None, batch: dict, out: dict, gan_weight: float
                        ) -> tuple[torch.Tensor, dict]:
         cfg = self.config
         gt, gen, comp, m = batch["image"], out["output"], out["composite"], batch["mask"].to(out["output"].dtype)
         pixel = pixel_loss(gen, gt, m, cfg["alpha"])
-        feats = vgg_pools(self.vgg(), torch.cat([gen, comp, gt], 0))
+        feats = vgg_pools(torch.cat([gen, comp, gt], 0))
         f_gen = {k: v.chunk(3)[0] for k, v in feats.items()}
         f_comp = {k: v.chunk(3)[1] for k, v in feats.items()}
         f_gt = {k: v.chunk(3)[2].detach() for k, v in feats.items()}
@@ -242,22 +230,17 @@ def pixel_loss(gen: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor, alpha: f
     return (diff * (1 - mask)).mean() + alpha * (diff * mask).mean()
 
 
-def vgg_pools(vgg: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """pool1-3 of VGG19 (max-pools of relu1_2, relu2_2, relu3_4) of RGB in [-1, 1], times ``FEATURE_SCALE``."""
-    feats = vgg(x)
-    return {f"pool{i}": F.max_pool2d(feats[name], 2, 2) * FEATURE_SCALE
+def vgg_pools(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """pool1-3 of the frozen VGG19 (max-pools of relu1_2, relu2_2, relu3_4) of RGB in [-1, 1], at torchvision's
+    input scale."""
+    feats = shared_vgg(("relu1_2", "relu2_2", "relu3_4"), x.device)(x)
+    return {f"pool{i}": F.max_pool2d(feats[name], 2, 2) * TORCHVISION_SCALE
             for i, name in enumerate(("relu1_2", "relu2_2", "relu3_4"), start=1)}
 
 
 def perceptual_sum(a: dict, b: dict) -> torch.Tensor:
     """sum over layers of mean |a_q - b_q| (the paper's ||.||_1 / N_q)."""
     return sum(F.l1_loss(a[k].float(), b[k].float()) for k in a)
-
-
-def gram(x: torch.Tensor) -> torch.Tensor:
-    b, c, h, w = x.shape
-    f = x.reshape(b, c, h * w).float()
-    return f @ f.transpose(1, 2) / (c * h * w)
 
 
 def style_sum(a: dict, b: dict) -> torch.Tensor:
