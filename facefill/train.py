@@ -81,8 +81,8 @@ class TrainConfig:
                                                      # own image size. Exported for the inference windows
 
 
-RECIPE_KEYS = ("model_args", "lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start", "gan_warmup", "ema_decay",
-               "box_prob", "masks", "amp", "d_only_steps", "n_critic", "batch_size")
+RECIPE_KEYS = ("model_args", "lr_g", "lr_d", "lr_milestones", "lr_gamma", "gan_weight", "gan_start", "gan_warmup",
+               "ema_decay", "box_prob", "masks", "amp", "d_only_steps", "n_critic", "batch_size")
 
 
 def recipe_of(cfg: dict) -> dict:

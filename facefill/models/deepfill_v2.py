@@ -25,7 +25,7 @@ from torch import nn
 
 from ..inpainter import NetworkInpainter
 from ..layers import ContextualAttention, GatedConv2d, GatedUpConv2d, SNPatchDiscriminator
-from ..layers.vgg import TORCHVISION_SCALE, perceptual_loss, shared_vgg, style_loss
+from ..layers.vgg import perceptual_loss, shared_vgg, style_loss
 from ..losses import hinge_d_loss, hinge_g_loss
 from ..registry import register_model
 
@@ -127,9 +127,9 @@ class DeepFillV2(NetworkInpainter):
         loss = l1
         if self.config["perceptual_weight"] or self.config["style_weight"]:
             vgg = shared_vgg(VGG_LAYERS, target.device)
-            fake = {k: v * TORCHVISION_SCALE for k, v in vgg(out["composite"]).items()}
+            fake = vgg(out["composite"])
             with torch.no_grad():
-                real = {k: v * TORCHVISION_SCALE for k, v in vgg(target).items()}
+                real = vgg(target)
             perceptual = len(VGG_LAYERS) * perceptual_loss(fake, real)  # summed over layers
             style = len(VGG_LAYERS) * style_loss(fake, real)
             loss = loss + self.config["perceptual_weight"] * perceptual + self.config["style_weight"] * style

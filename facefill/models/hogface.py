@@ -33,6 +33,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..data.hog import hog_map
 from ..inpainter import NetworkInpainter
+from ..layers.vgg import perceptual_loss, shared_vgg, style_loss
 from ..losses import bce_d_loss, bce_g_loss
 from ..registry import register_model
 
@@ -145,17 +146,12 @@ class HogFace(NetworkInpainter):
 
     def generator_loss(self, disc: nn.Module | None, batch: dict, out: dict, gan_weight: float
                        ) -> tuple[torch.Tensor, dict]:
-        from ..layers.vgg import TORCHVISION_SCALE, perceptual_loss, shared_vgg, style_loss
-
         cfg = self.config
         target, mask = batch["image"], batch["mask"].float()
         output = out["output"]
         hog_l1 = (out["hog"].float() - self.true_hog(target)).abs().mean()
         l1 = (output.float() - target.float()).abs().mean() / mask.mean().clamp_min(1e-3)
-        vgg = shared_vgg(VGG_LAYERS, output.device)
-
-        def features(x):
-            return {k: v * TORCHVISION_SCALE for k, v in vgg(x).items()}
+        features = shared_vgg(VGG_LAYERS, output.device)  # at torchvision's input scale
 
         # EdgeConnect sums over layers; perceptual_loss / style_loss average
         n = len(VGG_LAYERS)

@@ -25,7 +25,8 @@ Losses (sec. 3.3), ``M`` = 1 in the hole, ``I_comp = I_gen * M + I_gt * (1 - M)`
   L_D = E[relu(1 - D(I_gt))] + E[relu(1 + D(I_comp))] + theta L_GP                              theta = 10
   L_GP = E[(||grad_U D(U) * M||_2 - 1)^2],  U = t I_gt + (1 - t) I_comp,  t ~ U(0, 1) per sample
 T_q are pool1, pool2, pool3 of VGG; the project ships VGG19 weights only (``facefill.layers.vgg``), so T_q are
-VGG19's pool1-3 (max-pools of relu1_2, relu2_2, relu3_4) instead of VGG16's, rescaled to torchvision's input scale (``facefill.layers.vgg.TORCHVISION_SCALE``).
+VGG19's pool1-3 (max-pools of relu1_2, relu2_2, relu3_4) instead of VGG16's, at torchvision's input scale
+(``facefill.layers.vgg.shared_vgg``).
 ``E[D(I_gt)^2]`` (ProGAN's drift term) has no gradient with respect to the generator, so where the paper writes
 it into L_G it would do nothing; it is added to L_D, where it keeps D(I_gt) from drifting, and logged. The
 printed L_D has no relu (a linear, WGAN-like loss); ``d_loss="hinge"`` (default) is SN-PatchGAN's hinge,
@@ -44,7 +45,7 @@ from torch import nn
 
 from ..inpainter import NetworkInpainter
 from ..layers import SNPatchDiscriminator
-from ..layers.vgg import TORCHVISION_SCALE, gram, shared_vgg
+from ..layers.vgg import gram, shared_vgg
 from ..registry import register_model
 
 _KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
@@ -234,7 +235,7 @@ def vgg_pools(x: torch.Tensor) -> dict[str, torch.Tensor]:
     """pool1-3 of the frozen VGG19 (max-pools of relu1_2, relu2_2, relu3_4) of RGB in [-1, 1], at torchvision's
     input scale."""
     feats = shared_vgg(("relu1_2", "relu2_2", "relu3_4"), x.device)(x)
-    return {f"pool{i}": F.max_pool2d(feats[name], 2, 2) * TORCHVISION_SCALE
+    return {f"pool{i}": F.max_pool2d(feats[name], 2, 2)
             for i, name in enumerate(("relu1_2", "relu2_2", "relu3_4"), start=1)}
 
 
