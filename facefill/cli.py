@@ -201,12 +201,13 @@ def demo(
 
 @app.command()
 def models() -> None:
-    """List the models with a one-line description and whether trained weights ship."""
+    """List the models with a one-line description and whether they can be loaded: ``ready`` (trained weights ship, or
+    the model needs none) or ``untrained``."""
     from .registry import list_models
 
     for info in list_models():
-        mark = "weights" if info.has_weights else "no weights"
-        typer.echo(f"{info.name:18s} [{mark:10s}] {info.description}")
+        mark = "ready" if info.has_weights else "untrained"
+        typer.echo(f"{info.name:18s} [{mark:9s}] {info.description}")
 
 
 @app.command()

@@ -367,10 +367,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
 
             if rank == 0:
                 logs = {k: float(v) for k, v in {**g_logs, **d_logs}.items()}
-                logs["gan_weight"] = gan_weight
+                schedule_logs = {"gan_weight": gan_weight, "lr_g": cfg.lr_g * lr_scale}
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items() if k != "gan_weight"}, refresh=False)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in logs.items()}, refresh=False)
+                logs.update(schedule_logs)
                 if step % cfg.log_every == 0:
                     now = time.time()
                     logs["images_per_s"] = (step - rate_step) * cfg.batch_size * world / max(now - rate_time, 1e-9)

@@ -34,7 +34,9 @@ def test_help_is_fast_and_lazy():
 def test_models_lists_registry():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0
-    assert "deepfill_v2 " in result.output and "telea" in result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    assert "[ready    ]" in lines["deepfill_v2"] and "[ready    ]" in lines["telea"]  # shipped / needs no weights
+    assert "[untrained]" in lines["deepfill_v2_tiny"]
 
 
 def test_inpaint_file_round_trip(tmp_path, tiny_weights):

@@ -44,6 +44,8 @@ def test_lr_schedule_warmup_then_milestones(face_folder, tmp_path):
     train(_cfg(face_folder, tmp_path / "lr", 3, lr_g=1e-3, lr_milestones="[2]", lr_gamma=0.1), progress=False)
     ckpt = torch.load(tmp_path / "lr" / "checkpoint.pt", weights_only=False)
     assert ckpt["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # the third step (step 2) ran decayed
+    logs = [json.loads(line) for line in (tmp_path / "lr" / "log.jsonl").read_text().splitlines()]
+    assert [r["lr_g"] for r in logs] == pytest.approx([1e-3, 1e-3, 1e-4])  # the log records each step's rate
 
 
 def test_refuses_to_overwrite_without_resume(face_folder, tmp_path):
