@@ -49,7 +49,8 @@ def inpaint(
     image: Path = typer.Argument(..., help="image file, or a folder of images"),
     mask: Path = typer.Option(..., "--mask", "-m", help="mask file (white = hole), or a folder of same-named masks"),
     output: Path = typer.Option(..., "--output", "-o", help="output file, or a folder when IMAGE is a folder"),
-    model: str = typer.Option("deepfill_v2", "--model", help="model name (see `facefill models`)"),
+    model: str = typer.Option("deepfill_v2", "--model", help="model name (see `facefill models`), weights folder or "
+                              "training run folder"),
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
     resize_mask: bool = typer.Option(False, "--resize-mask", help="resize a mask of another size to the image"),
@@ -141,7 +142,8 @@ def edit(
                                           "white, white on black, or lines on a transparent layer)"),
     color: Optional[Path] = typer.Option(None, "--color", help="colour strokes of the image's size: RGBA (alpha = "
                                          "painted) or RGB with black = unpainted"),
-    model: str = typer.Option("scfegan", "--model", help="a sketch/colour-guided model name or weights folder"),
+    model: str = typer.Option("scfegan", "--model", help="a sketch/colour-guided model name, weights folder or "
+                              "training run folder"),
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
     align: str = typer.Option("auto", "--align", help="auto, face or off (see `facefill inpaint --help`)"),
@@ -315,7 +317,8 @@ def guidance_cache(
 
 @app.command("eval")
 def evaluate(
-    model: List[str] = typer.Option(..., "--model", help="model name or weights folder (repeatable)"),
+    model: List[str] = typer.Option(..., "--model", help="model name, weights folder or training run folder "
+                                    "(its EMA generator; repeatable)"),
     data: Path = typer.Option(Path("../shared/data/celeba256/test"), help="folder of square face images"),
     limit: Optional[int] = typer.Option(None, help="use the first N images (name order)"),
     masks: int = typer.Option(0, "--masks", help="seed of the fixed evaluation masks"),

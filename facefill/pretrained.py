@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
@@ -45,13 +46,24 @@ def read_config(directory: str | os.PathLike) -> dict:
 
 
 def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Load a model by registered name (its shipped weights) or from a weights folder. Returns it in eval mode."""
+    """Load a model by registered name (its shipped weights), from a weights folder (``config.json`` +
+    ``model.safetensors``) or from a training run (a run folder holding ``checkpoint.pt``, or a ``.pt`` checkpoint:
+    its EMA generator in fp32, see ``facefill.train.load_run``). Returns it in eval mode."""
     directory = Path(name_or_dir)
+    is_run = (directory.suffix == ".pt" and directory.is_file()) or \
+        ((directory / "checkpoint.pt").is_file() and not (directory / "model.safetensors").is_file())
+    if is_run:
+        from .train import load_run
+
+        try:
+            return load_run(directory)[0].to(device)
+        except (KeyError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+            raise WeightsError(f"{directory} is not a facefill training checkpoint that fits its model: {err}") from err
     if not (directory / "config.json").is_file():
         name = str(name_or_dir)
         if name not in model_names():
             raise KeyError(f"unknown model {name!r}; available: {', '.join(model_names())} "
-                           "(or give a folder with config.json + model.safetensors)")
+                           "(or give a folder with config.json + model.safetensors, or a training run)")
         model = create_model(name)
         if not getattr(model, "config", None) or not isinstance(model, torch.nn.Module):
             return model  # classical: nothing to load

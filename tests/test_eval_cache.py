@@ -146,3 +146,17 @@ def test_extra_limit_scores_the_extra_families_on_the_first_images(face_folder, 
     assert "st_lpips on the first 2 images" in block and "ST-LPIPS" in block and "PSNR (dB), whole image" in block
     with pytest.raises(ValueError, match="extra_limit must be at least 1"):
         _run(CountingTelea(), face_folder, None, metrics=["st_lpips"], extra_limit=0)
+
+
+def test_a_model_named_by_a_path_is_cached_inside_the_cache(face_folder, tmp_path):
+    """Models given as paths (a weights folder, a training run) get a file name without separators."""
+    cache = tmp_path / "cache"
+    model = CountingTelea()
+    model.name = str(tmp_path / "elsewhere" / "run")
+    _run(model, face_folder, cache, limit=2)
+    assert not (tmp_path / "elsewhere").exists()
+    stores = [p.name for p in cache.glob("*.npz") if p.name != "truths.npz"]
+    assert len(stores) == 1 and stores[0].endswith(".npz") and "elsewhere_run-" in stores[0]
+    again = CountingTelea()
+    again.name = model.name
+    assert _run(again, face_folder, cache, limit=2).meta["cached"] == 2 * 2

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+import facefill
 from facefill import config
 from facefill.pretrained import load_pretrained
 from facefill.train import TrainConfig, export, lr_factor, train
@@ -84,6 +85,26 @@ def test_export_then_load(face_folder, tmp_path):
     assert json.loads((export(tmp_path / "e", tmp_path / "w2") / "config.json").read_text())["frame"] == 256
     model = load_pretrained(folder)
     assert next(model.parameters()).dtype == torch.float32 and not model.training
+
+
+def test_load_a_training_run_directly(face_folder, tmp_path):
+    """A run folder or its checkpoint loads as the EMA generator that export would ship (same frame, same
+    weights up to fp16), so runs can be evaluated and used before exporting."""
+    from facefill.pretrained import WeightsError
+
+    train(_cfg(face_folder, tmp_path / "run", 2), progress=False)
+    shipped = load_pretrained(export(tmp_path / "run", tmp_path / "weights"))
+    ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    for source in (tmp_path / "run", tmp_path / "run" / "checkpoint.pt", str(tmp_path / "run")):
+        model = facefill.load(source)
+        assert model.frame == shipped.frame == 96 and not model.training
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, ckpt["ema"][k])  # the EMA, in full precision
+            assert torch.allclose(v, shipped.state_dict()[k], atol=1e-3, rtol=1e-3)
+    assert any(not torch.equal(v, ckpt["generator"][k]) for k, v in ckpt["ema"].items())  # EMA, not the raw one
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError, match="broken.pt"):
+        facefill.load(tmp_path / "broken.pt")
 
 
 def test_config_rejects_unknown_and_converts_types(tmp_path):
