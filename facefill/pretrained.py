@@ -1,5 +1,6 @@
 """Weights on disk: a folder with ``config.json`` (the registered name + constructor arguments) and
-``model.safetensors`` (fp16 by default). Loading is strict: a missing or unexpected tensor is an error."""
+``model.safetensors`` (fp16 by default). Loading is strict: a missing or unexpected tensor is an error. A training
+run's ``checkpoint.pt`` loads as well (``load_run``), so runs can be used and evaluated before they are exported."""
 from __future__ import annotations
 
 import json
@@ -48,17 +49,16 @@ def read_config(directory: str | os.PathLike) -> dict:
 def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     """Load a model by registered name (its shipped weights), from a weights folder (``config.json`` +
     ``model.safetensors``) or from a training run (a run folder holding ``checkpoint.pt``, or a ``.pt`` checkpoint:
-    its EMA generator in fp32, see ``facefill.train.load_run``). Returns it in eval mode."""
+    its EMA generator in fp32, see ``load_run``). Returns it in eval mode."""
     directory = Path(name_or_dir)
     is_run = (directory.suffix == ".pt" and directory.is_file()) or \
         ((directory / "checkpoint.pt").is_file() and not (directory / "model.safetensors").is_file())
     if is_run:
-        from .train import load_run
-
         try:
             return load_run(directory)[0].to(device)
         except (KeyError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-            raise WeightsError(f"{directory} is not a facefill training checkpoint that fits its model: {err}") from err
+            raise WeightsError(f"{directory} is not a facefill training checkpoint that fits its model: "
+                               f"{err}") from err
     if not (directory / "config.json").is_file():
         name = str(name_or_dir)
         if name not in model_names():
@@ -85,3 +85,28 @@ def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device =
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     model.frame = config.get("frame")
     return model.to(device).eval()
+
+
+def load_run(run: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, dict]:
+    """The generator of a training run (a run folder holding ``checkpoint.pt``, or the checkpoint file itself): its
+    EMA weights (or the raw generator's), in fp32 and eval mode, with ``frame`` set as ``facefill.train.export``
+    ships it, so that it inpaints exactly as its exported weights would (up to their fp16 rounding).
+    Returns ``(model, checkpoint)``."""
+    from PIL import Image
+
+    from .data.faces import list_images
+
+    path = Path(run)
+    ckpt = torch.load(path / "checkpoint.pt" if path.is_dir() else path, map_location="cpu", weights_only=False)
+    cfg = ckpt["config"]
+    model = create_model(cfg["model"], **cfg["model_args"])
+    model.load_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["generator"])
+    frame = cfg.get("frame") or None  # the native side of the training crops (see NetworkInpainter.frame)
+    if frame is None:
+        try:
+            with Image.open(list_images(cfg["data"])[0]) as first:
+                frame = min(first.size)
+        except (FileNotFoundError, OSError):
+            pass
+    model.frame = frame
+    return model.eval(), ckpt

@@ -402,33 +402,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             "checkpoint": str(ckpt_path), "last": logs}
 
 
-def load_run(run: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, dict]:
-    """The generator of a training run (a run folder holding ``checkpoint.pt``, or the checkpoint file itself): its
-    EMA weights (or the raw generator's), in fp32 and eval mode, with ``frame`` set as ``export`` ships it, so that
-    it inpaints exactly as its exported weights would (up to their fp16 rounding). Returns ``(model, checkpoint)``."""
-    from PIL import Image
-
-    from .data.faces import list_images
-
-    path = Path(run)
-    ckpt = torch.load(path / "checkpoint.pt" if path.is_dir() else path, map_location="cpu", weights_only=False)
-    cfg = ckpt["config"]
-    model = create_model(cfg["model"], **cfg["model_args"])
-    model.load_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["generator"])
-    frame = cfg.get("frame") or None  # the native side of the training crops (see NetworkInpainter.frame)
-    if frame is None:
-        try:
-            with Image.open(list_images(cfg["data"])[0]) as first:
-                frame = min(first.size)
-        except (FileNotFoundError, OSError):
-            pass
-    model.frame = frame
-    return model.eval(), ckpt
-
-
 def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
     """Write a run's (EMA) generator as fp16 ``config.json`` + ``model.safetensors`` with training provenance."""
-    from .pretrained import save_pretrained
+    from .pretrained import load_run, save_pretrained
 
     model, ckpt = load_run(run_dir, use_ema)
     cfg = ckpt["config"]
