@@ -9,8 +9,11 @@ What is timed (``path`` of a record):
     ``B`` random images in [-1, 1] at ``size x size`` with free-form masks; ``ms_per_image`` = batch time / ``B``.
   - ``"inpaint"``: the public ``model.inpaint(image, mask)`` on a ``size x size`` portrait (the bundled astronaut),
     which is what users feel: input conversion, a window around each group of holes scaled to the model's own
-    ``resolution`` (recorded: it may differ from ``size``), forward, paste-back. Batch 1 for network models;
-    for the classical baselines ``B`` images one after another.
+    ``resolution`` (recorded: it may differ from ``size``), forward, paste-back, with ``align="off"``. Batch 1 for
+    network models; for the classical baselines ``B`` images one after another.
+  - ``"inpaint+align"`` (network models, when dlib is installed): the same call with its default
+    ``align="auto"``: dlib's face detection and landmarks, the warp into the face's training frame and back
+    (``facefill.align``), on top of ``"inpaint"``.
 Each measurement runs ``warmup`` untimed calls, then ``repeats`` timed calls; the **median** is reported.
 Masks: ``evaluation_mask(i, (0.2, 0.3), size, seed=0)`` (20-30% holes; the classical methods slow down with
 bigger holes, the networks do not).
@@ -341,8 +344,9 @@ def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, see
             record("forward", batch, forward)
             del image, mask
         windows = len(crop_boxes(holes[0], model.min_window)) if resolution else None
-        # align="off": the model's own cost; face detection (align="auto") adds ~0.2-0.7 s per photo
         record("inpaint", 1, lambda: model.inpaint(portrait, holes[0], align="off"), windows)
+        if _has_dlib():  # the default call: face detection and the aligned frame on top
+            record("inpaint+align", 1, lambda: model.inpaint(portrait, holes[0], align="auto"))
     else:
         for batch in batches:
             record("inpaint", batch,
@@ -350,6 +354,18 @@ def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, see
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return out
+
+
+def _has_dlib() -> bool:
+    """Whether ``align="auto"`` can detect faces here (dlib and its model files are installed)."""
+    from .._optional import MissingDependencyError
+    from ..align import dlib_models
+
+    try:
+        dlib_models()
+    except MissingDependencyError:
+        return False
+    return True
 
 
 def add_ratios(records: list[dict], reference: str = REFERENCE) -> list[dict]:
@@ -421,7 +437,9 @@ def report(records: BenchRecords, command: str | None = None) -> str:
                     f"wall time {meta['wall_s']} s.")
     notes = ["`forward`: the network alone on a batch of random tensors at the image size; `inpaint`: the public "
              "`model.inpaint` on one image (for classical methods: batch = images one after another), which "
-             "scales each hole's window to the model's own resolution (model px).",
+             "scales each hole's window to the model's own resolution (model px), with `align=\"off\"`; `inpaint+align`: "
+             "the same call with its default `align=\"auto\"` (dlib face detection and landmarks, and the warp into "
+             "the face's training frame and back).",
              "peak mem: memory added by one call (an extra one after the timed runs), over weights and inputs "
              "(CPU: peak RSS, "
              + (", ".join(meta.get("memory_method", [])) or "see facefill/evaluation/bench.py")
