@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -120,7 +121,10 @@ class EvalCache:
 
     def _table(self, store: str) -> _Table:
         if store not in self._models:
-            self._models[store] = _Table(self.directory / f"{store}.npz", len(VALUES))
+            # a model named by a path ("runs/deepfill_v2", "/abs/weights") must not leave the cache folder: its file
+            # name keeps letters, digits, "_", "." and "-" only (the fingerprint in ``store`` keeps it unique)
+            name = re.sub(r"[^A-Za-z0-9_.-]+", "_", store).strip("._")
+            self._models[store] = _Table(self.directory / f"{name}.npz", len(VALUES))
         return self._models[store]
 
     def truth(self, key: str) -> tuple[float, np.ndarray | None] | None:

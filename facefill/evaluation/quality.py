@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,9 +131,7 @@ def evaluate(models: list[str | Inpainter], data_dir: str | os.PathLike, limit: 
                 skipped[name] = "needs at least 2 images"
     loaded = _load_models(models, device)
     store = EvalCache(cache) if cache is not None else None
-    # a model given as a path ("runs/deepfill_v2") gets a file name without separators; the fingerprint keeps it unique
-    stores = {m: f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', m).strip('._')}-{model_fingerprint(model)}"
-              for m, model in loaded.items()} if store else {}
+    stores = {m: f"{m}-{model_fingerprint(model)}" for m, model in loaded.items()} if store else {}
     extra = ExtraMetrics(families, device) if families else None
     names = [bucket_name(b) for b in buckets]
     acc = {(m, b): MetricAccumulator() for m in loaded for b in names}
