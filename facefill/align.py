@@ -231,6 +231,17 @@ def _landmark_array(shape) -> np.ndarray:
     return np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], np.float64)
 
 
+def dlib_missing() -> Exception | None:
+    """The ``MissingDependencyError`` that ``dlib_models()`` raises here, or None when face alignment can run."""
+    from ._optional import MissingDependencyError
+
+    try:
+        dlib_models()
+    except MissingDependencyError as exc:
+        return exc
+    return None
+
+
 def _detect_once(image: np.ndarray, upsample: int, threshold: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """``(landmarks (68, 2), box (2, 2) = [[left, top], [right, bottom]])`` of every face the HOG detector finds in
     ``image`` (uint8 RGB) with a score above ``threshold`` (dlib's own is 0), in its pixels."""
@@ -477,15 +488,12 @@ def plan(rgb: np.ndarray, hole: np.ndarray, size: int, mode: str = "auto") -> li
     global _warned_missing
     if mode not in ("auto", "face"):
         raise ValueError(f"plan() takes align 'auto' or 'face' (of {ALIGN_MODES}), got {mode!r}")
-    from ._optional import MissingDependencyError
-
-    try:
-        dlib_models()
-    except MissingDependencyError as exc:
+    missing = dlib_missing()
+    if missing is not None:
         if mode == "face":
-            raise
+            raise missing
         if not _warned_missing:
-            warnings.warn(f"{exc}; holes are inpainted in generic crops, without face alignment", stacklevel=3)
+            warnings.warn(f"{missing}; holes are inpainted in generic crops, without face alignment", stacklevel=3)
             _warned_missing = True
         note("align=auto: dlib is not installed -> generic crops")
         return []

@@ -50,6 +50,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from ..align import dlib_missing
 from ..data.masks import evaluation_mask
 from ..inpainter import Inpainter
 from ..windows import crop_boxes
@@ -345,7 +346,7 @@ def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, see
             del image, mask
         windows = len(crop_boxes(holes[0], model.min_window)) if resolution else None
         record("inpaint", 1, lambda: model.inpaint(portrait, holes[0], align="off"), windows)
-        if _has_dlib():  # the default call: face detection and the aligned frame on top
+        if dlib_missing() is None:  # the default call: face detection and the aligned frame on top
             record("inpaint+align", 1, lambda: model.inpaint(portrait, holes[0], align="auto"))
     else:
         for batch in batches:
@@ -354,18 +355,6 @@ def _bench_model(m, device, size, batches, holes, portrait, repeats, warmup, see
     if device.startswith("cuda"):
         torch.cuda.empty_cache()
     return out
-
-
-def _has_dlib() -> bool:
-    """Whether ``align="auto"`` can detect faces here (dlib and its model files are installed)."""
-    from .._optional import MissingDependencyError
-    from ..align import dlib_models
-
-    try:
-        dlib_models()
-    except MissingDependencyError:
-        return False
-    return True
 
 
 def add_ratios(records: list[dict], reference: str = REFERENCE) -> list[dict]:
