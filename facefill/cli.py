@@ -203,8 +203,8 @@ def demo(
 
 @app.command()
 def models() -> None:
-    """List the models with a one-line description and whether they can be loaded: ``ready`` (trained weights ship, or
-    the model needs none) or ``untrained``."""
+    """List the models with a one-line description and whether they can be loaded: "ready" (trained weights ship, or
+    the model needs none) or "untrained"."""
     from .registry import list_models
 
     for info in list_models():
