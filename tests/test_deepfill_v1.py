@@ -101,6 +101,10 @@ def test_critic_loss_and_generator_loss_pieces():
     perfect = {"output": image, "coarse": image, "composite": image}
     g_loss, g_logs = model.generator_loss(None, {"image": image, "mask": mask}, perfect, 0.0)
     assert g_loss.item() == pytest.approx(0, abs=1e-6)
+    # the authors' weights: 1.2 x discounted L1 (hole) + 1.2 x L1 (known region), both stages
+    g_loss, g_logs = model.generator_loss(None, {"image": image, "mask": mask}, out, 0.0)
+    assert g_logs["l1"] > 0 and g_logs["ae"] > 0
+    assert g_loss.item() == pytest.approx(1.2 * (g_logs["l1"] + g_logs["ae"]).item(), rel=1e-5)
 
 
 def _cfg(face_folder, out, steps, **kw):

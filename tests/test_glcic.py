@@ -70,6 +70,25 @@ def test_hole_mse_and_architecture():
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in full.net.modules()) == 16
 
 
+def test_generator_scores_fakes_in_the_discriminator_steps_batch():
+    """The discriminators batch-normalise (train mode): the generator's adversarial loss must score the fakes
+    beside the truths, as the discriminator step does, not alone (other batch statistics, another function)."""
+    torch.manual_seed(0)
+    model = create_model("glcic_tiny")
+    disc = model.build_discriminator().train()
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    fake = torch.rand(2, 3, 64, 64) * 0.2   # far from the truths: batch statistics of fakes alone differ
+    batch, out = {"image": image, "mask": mask}, {"output": fake, "composite": fake}
+    _, logs = model.generator_loss(disc, batch, out, 1.0)
+    both = torch.cat([image, fake])
+    _, paired = disc(both, centred_patches(both, hole_boxes(torch.cat([mask, mask])), 32)).chunk(2)
+    alone = disc(fake, centred_patches(fake, hole_boxes(mask), 32))
+    assert logs["g_adv"].item() == pytest.approx(bce_g_loss(paired).item(), rel=1e-5)
+    assert abs(bce_g_loss(alone).item() - logs["g_adv"].item()) > 1e-3
+
+
 def _cfg(face_folder, out, steps, **kw):
     base = dict(model="glcic_tiny", data=str(face_folder), out=str(out), batch_size=2, steps=steps,
                 gan_weight=0.0004, gan_start=1, d_only_steps=2, gan_warmup=1, ema_decay=0.9, log_every=1,

@@ -99,6 +99,19 @@ def test_stages_and_losses():
     assert loss.item() == pytest.approx(0, abs=1e-5)
     assert {"l1", "hog_l1", "perceptual", "style"} <= set(logs)
     assert model.config["style_weight"] == 250 and model.config["adv_weight"] == 0.1
+    # EdgeConnect's weights were tuned on unstandardised [0, 1] VGG input: the terms are at that scale
+    from facefill.layers.vgg import perceptual_loss, shared_vgg, style_loss
+    from facefill.models.hogface import EDGECONNECT_VGG_SCALE as k, VGG_LAYERS
+
+    guess = model(image, mask)
+    _, logs = model.generator_loss(None, {"image": image, "mask": mask}, guess, 0.0)
+    features = shared_vgg(VGG_LAYERS, "cpu")
+    n = len(VGG_LAYERS)
+    with torch.no_grad():
+        raw_perceptual = n * perceptual_loss(features(guess["output"]), features(image))
+        raw_style = n * style_loss(features(guess["output"] * mask), features(image * mask))
+    assert logs["perceptual"].item() == pytest.approx(k * raw_perceptual.item(), rel=1e-4)
+    assert logs["style"].item() == pytest.approx(k ** 2 * raw_style.item(), rel=1e-4)
 
 
 def test_trains_two_steps(face_folder, tmp_path):

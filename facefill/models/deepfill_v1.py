@@ -8,8 +8,9 @@ convolution has mirror (reflect) padding and an ELU, no batch normalisation, out
   convolutions, one with the contextual-attention layer (sec. 4, ``facefill.layers.ContextualAttention``); their
   features are concatenated and decoded.
 Losses (sec. 3.2, and the authors' ``build_graph_with_losses``):
-  reconstruction: spatially discounted L1 on the hole (weight gamma**l, l = distance to the nearest known pixel,
-  gamma = 0.99) + 1.2 x L1 on the known region, on both stages (stage 1 weighted 1.2: COARSE_L1_ALPHA);
+  reconstruction: 1.2 x spatially discounted L1 on the hole (L1_LOSS_ALPHA; weight gamma**l, l = distance to the
+  nearest known pixel, gamma = 0.99) + 1.2 x L1 on the known region (AE_LOSS_ALPHA), on both stages (stage 1
+  weighted 1.2 inside each: COARSE_L1_ALPHA);
   adversarial: WGAN-GP with a global critic (whole image) and a local critic (the hole's bounding box resized to
   ``resolution/2``), each four 5x5 stride-2 convolutions + a linear score; the gradient penalty (lambda = 10) is
   restricted to hole pixels.
@@ -198,7 +199,7 @@ class DeepFillV1(NetworkInpainter):
 
         l1 = 1.2 * discounted_l1(out["coarse"], target, weights) + discounted_l1(out["output"], target, weights)
         ae_loss = 1.2 * ae(out["coarse"]) + ae(out["output"])
-        loss = l1 + 1.2 * ae_loss
+        loss = 1.2 * l1 + 1.2 * ae_loss  # L1_LOSS_ALPHA, AE_LOSS_ALPHA of the authors' inpaint.yml
         logs = {"l1": l1.detach(), "ae": ae_loss.detach()}
         if disc is not None and gan_weight > 0:
             composite = out["composite"]

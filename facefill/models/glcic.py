@@ -99,11 +99,16 @@ class GLCIC(NetworkInpainter):
     def _local(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return centred_patches(image, hole_boxes(mask), self.resolution // 2)
 
+    def _scores(self, disc: nn.Module, batch: dict, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(real logits, fake logits)`` of the truths and ``fake`` scored in one batch. The discriminators
+        batch-normalise, so both training steps score this way: fakes scored alone would meet other batch
+        statistics, and the generator would follow a function the discriminators were never trained as."""
+        both = torch.cat([batch["image"].to(fake.dtype), fake])
+        mask = batch["mask"]
+        return disc(both, self._local(both, torch.cat([mask, mask]))).chunk(2)
+
     def discriminator_loss(self, disc: nn.Module, batch: dict, out: dict) -> tuple[torch.Tensor, dict]:
-        real, mask = batch["image"], batch["mask"]
-        fake = out["composite"].detach().to(real.dtype)
-        both = torch.cat([real, fake])
-        real_score, fake_score = disc(both, self._local(both, torch.cat([mask, mask]))).chunk(2)
+        real_score, fake_score = self._scores(disc, batch, out["composite"].detach())
         loss = bce_d_loss(real_score, fake_score)
         return loss, {"d_loss": loss.detach()}
 
@@ -116,7 +121,8 @@ class GLCIC(NetworkInpainter):
         logs = {"l1": mse.detach(), "mse": mse.detach()}
         loss = mse
         if disc is not None and gan_weight > 0:
-            adv = bce_g_loss(disc(out["composite"], self._local(out["composite"], mask)))
+            _, fake_score = self._scores(disc, batch, out["composite"])
+            adv = bce_g_loss(fake_score)
             loss = loss + gan_weight * adv
             logs["g_adv"] = adv.detach()
         return loss, logs

@@ -12,8 +12,10 @@ pixel-exact edges.
   Stage 2 (inpainting): masked image + mask + the predicted HOG map (nearest-upsampled to H x W) -> the same
   encoder / residual / decoder network -> tanh. Losses (EdgeConnect's weights): L1 (1, normalised by the hole
   fraction as EdgeConnect), adversarial (0.1), perceptual (0.1) and style (250) on VGG19 relu1_1..relu4_1
-  (``facefill.layers.vgg``, features rescaled to the torchvision input scale EdgeConnect's weights were tuned at,
-  summed over layers; style on the hole region, as EdgeConnect).
+  (``facefill.layers.vgg``; summed over layers; style on the hole region, as EdgeConnect). EdgeConnect feeds [0, 1]
+  RGB to torchvision's VGG19 *without* ImageNet standardisation, i.e. at ~0.226x the standardised input scale of
+  ``shared_vgg``'s features; the perceptual term is multiplied by 0.226 and the style (Gram) term by 0.226**2 to
+  match the scale its weights were tuned at (first order: EdgeConnect's input also lacks the mean subtraction).
   Discriminators: 70x70-PatchGAN-style with spectral norm (EdgeConnect's), one on HOG maps, one on images,
   standard (BCE) GAN loss.
 HOG: 9 orientations, 8x8-pixel cells, 2x2-cell blocks, L2-Hys, bilinear orientation votes (differentiable in the
@@ -40,6 +42,7 @@ from ..registry import register_model
 HOG_CELL = 8
 HOG_BINS = 9
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+EDGECONNECT_VGG_SCALE = 0.226  # unstandardised [0, 1] input vs torchvision's (x - mean) / std, std ~ 0.226
 
 
 class ResBlock(nn.Module):
@@ -151,12 +154,13 @@ class HogFace(NetworkInpainter):
         output = out["output"]
         hog_l1 = (out["hog"].float() - self.true_hog(target)).abs().mean()
         l1 = (output.float() - target.float()).abs().mean() / mask.mean().clamp_min(1e-3)
-        features = shared_vgg(VGG_LAYERS, output.device)  # at torchvision's input scale
+        features = shared_vgg(VGG_LAYERS, output.device)  # at torchvision's standardised-input scale
 
         # EdgeConnect sums over layers; perceptual_loss / style_loss average
         n = len(VGG_LAYERS)
-        perceptual = n * perceptual_loss(features(output), features(target))
-        style = n * style_loss(features(output * mask), features(target * mask))
+        k = EDGECONNECT_VGG_SCALE  # L1 of features scales by k, of Gram matrices by k**2
+        perceptual = n * k * perceptual_loss(features(output), features(target))
+        style = n * k ** 2 * style_loss(features(output * mask), features(target * mask))
         loss = hog_l1 + l1 + cfg["perceptual_weight"] * perceptual + cfg["style_weight"] * style
         logs = {"l1": l1.detach(), "hog_l1": hog_l1.detach(), "perceptual": perceptual.detach(),
                 "style": style.detach()}
