@@ -50,6 +50,19 @@ def test_gram_is_symmetric_and_normalised():
     assert torch.allclose(gram(torch.ones(1, 3, 5, 5)), torch.ones(1, 3, 3) / 3)
 
 
+def test_gram_stays_fp32_under_bf16_autocast():
+    """The training loop's GPU amp is bf16 autocast, which would round the Gram matmul to bf16 (8-bit mantissa):
+    the style loss of a composite close to its truth would then be mostly rounding noise."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 8, 16, 16)
+    near = x + 1e-3 * torch.randn_like(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g, g_near = gram(x), gram(near)
+    assert g.dtype == torch.float32
+    exact = gram(near) - gram(x)
+    assert torch.allclose(g_near - g, exact, rtol=1e-3, atol=1e-7)
+
+
 def test_trimmed_weights_file_for_the_gpu_machine(vgg, portrait, tmp_path, monkeypatch):
     """scripts/pack_device_extras.py's VGG19 copy (blocks 1-4) gives the same features, via FACEFILL_VGG19_WEIGHTS;
     a layer beyond it is refused clearly, and a wrong path too."""

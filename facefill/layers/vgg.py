@@ -106,10 +106,15 @@ def _index(name: str) -> int:
 
 
 def gram(x: torch.Tensor) -> torch.Tensor:
-    """Gram matrix ``(B, C, C)`` normalised by C*H*W (Gatys et al.; the normalisation of the inpainting papers)."""
+    """Gram matrix ``(B, C, C)`` normalised by C*H*W (Gatys et al.; the normalisation of the inpainting papers).
+
+    Always fp32, also under bf16 autocast (which would otherwise run the matmul in bf16 whatever ``.float()`` says):
+    rounded to bf16's 8-bit mantissa, the Gram difference of a composite and its ground truth is mostly rounding
+    noise, and the L1 style gradient (its sign) with it."""
     b, c, h, w = x.shape
-    f = x.reshape(b, c, h * w).float()
-    return f @ f.transpose(1, 2) / (c * h * w)
+    with torch.autocast(x.device.type, enabled=False):
+        f = x.reshape(b, c, h * w).float()
+        return f @ f.transpose(1, 2) / (c * h * w)
 
 
 def perceptual_loss(a: dict, b: dict) -> torch.Tensor:
