@@ -230,11 +230,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     if world > 1:
         dist.barrier()
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        # read on the CPU: torch.set_rng_state (CPU and CUDA generators alike) takes only a CPU ByteTensor, so
+        # map_location=cuda would fail every GPU resume there; load_state_dict copies weights and Adam moments
+        # onto the parameters' device anyway
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         gen.load_state_dict(ckpt["generator"])
         disc.load_state_dict(ckpt["discriminator"])
         if ema is not None and ckpt.get("ema") is not None:
             ema.load_state_dict(ckpt["ema"])
+        elif ema is not None:  # EMA switched on at this resume: start it from the trained weights, not the init
+            ema.load_state_dict(gen.state_dict())
         if ckpt["opt_g"] is not None:  # None after restore_state: fresh Adam, warm-up again
             opt_g.load_state_dict(ckpt["opt_g"])
             opt_d.load_state_dict(ckpt["opt_d"])
@@ -247,7 +252,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         history = ckpt.get("recipe_history") or [{"step": step, "changes": recipe_of(ckpt["config"])}]
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"][:torch.cuda.device_count()])
     here = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU x{torch.get_num_threads()} ({platform.processor() or platform.machine()})"
     here = f"{world} x {here}" if world > 1 else here

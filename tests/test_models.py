@@ -140,3 +140,18 @@ def test_contextual_attention_copies_from_background():
     full = torch.ones_like(mask)
     y_full, _ = ca(f, b, full)
     assert torch.isfinite(y_full).all()
+
+
+def test_contextual_attention_matches_in_fp32_under_bf16_autocast():
+    """The GPU loop's bf16 autocast must not round the cosine scores (then scaled by 10) before the softmax."""
+    torch.manual_seed(0)
+    ca = ContextualAttention(rate=2, softmax_scale=10.0, fuse=True)
+    b = torch.randn(2, 16, 32, 32)
+    f = b + 0.3 * torch.randn_like(b)
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 8:24, 10:26] = 1
+    y, flow = ca(f, b, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_amp, flow_amp = ca(f, b, mask)
+    assert torch.equal(flow, flow_amp)
+    assert (y_amp.float() - y).abs().max() < 1e-5

@@ -37,6 +37,23 @@ def test_train_resume_is_exact(face_folder, tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["steps"] == 4
 
 
+def test_resume_reads_the_checkpoint_on_the_cpu(face_folder, tmp_path, monkeypatch):
+    """torch.set_rng_state takes only a CPU ByteTensor: a checkpoint mapped onto the training device (cuda) made
+    every GPU resume fail, the first segment from a restored compact state included. With no GPU here, a load
+    mapped onto the training device puts the RNG state on the meta device, as cuda would put it off the CPU."""
+    train(_cfg(face_folder, tmp_path / "c", 1), progress=False)
+    real_load = torch.load
+
+    def load(*args, map_location=None, **kw):
+        ckpt = real_load(*args, map_location=map_location, **kw)
+        if map_location != "cpu":
+            ckpt["rng"] = {k: v.to("meta") for k, v in ckpt["rng"].items()}
+        return ckpt
+
+    monkeypatch.setattr(torch, "load", load)
+    assert train(_cfg(face_folder, tmp_path / "c", 2), resume=True, progress=False)["step"] == 2
+
+
 def test_lr_schedule_warmup_then_milestones(face_folder, tmp_path):
     cfg = TrainConfig(lr_warmup=4, lr_milestones=[6, 8], lr_gamma=0.5)
     assert [lr_factor(cfg, s) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, 0.25, 0.25]

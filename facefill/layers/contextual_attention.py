@@ -66,22 +66,25 @@ class ContextualAttention(nn.Module):
         w = F.unfold(b_s, k, stride=self.stride, padding=k // 2).transpose(1, 2).reshape(batch, -1, channels, k, k)
         # a background patch is usable only if it holds no hole pixel
         m_patch = F.unfold(m_s, k, stride=self.stride, padding=k // 2).mean(1)          # (B, L)
-        usable = (m_patch == 0).to(f.dtype).view(batch, -1, 1, 1)
+        usable = (m_patch == 0).float().view(batch, -1, 1, 1)
 
         outputs, flows = [], []
-        for i in range(batch):
-            wi = w[i]
-            norm = wi.flatten(1).norm(dim=1).clamp_min(1e-4).view(-1, 1, 1, 1)
-            score = F.conv2d(f_s[i:i + 1], wi / norm, padding=k // 2)                   # (1, L, hf, wf)
-            if self.fuse:
-                score = self._propagate(score, hf, wf, hb, wb)
-            score = score * usable[i]
-            attn = F.softmax(score * self.softmax_scale, dim=1) * usable[i]
-            best = attn.argmax(dim=1)                                                   # (1, hf, wf)
-            flows.append(torch.stack([best // wb, best % wb], dim=1))
-            # transposed conv pastes each raw patch weighted by its attention; /4 undoes the 2x2 overlap
-            outputs.append(F.conv_transpose2d(attn, raw[i].to(attn.dtype), stride=rate, padding=rate // 2) / 4.0)
-        y = torch.cat(outputs, 0)
+        # matching and softmax in fp32, also under bf16 autocast: cosine scores rounded to bf16's 8-bit mantissa,
+        # then multiplied by softmax_scale, would blur which background patch wins
+        with torch.autocast(f.device.type, enabled=False):
+            for i in range(batch):
+                wi = w[i].float()
+                norm = wi.flatten(1).norm(dim=1).clamp_min(1e-4).view(-1, 1, 1, 1)
+                score = F.conv2d(f_s[i:i + 1].float(), wi / norm, padding=k // 2)     # (1, L, hf, wf)
+                if self.fuse:
+                    score = self._propagate(score, hf, wf, hb, wb)
+                score = score * usable[i]
+                attn = F.softmax(score * self.softmax_scale, dim=1) * usable[i]
+                best = attn.argmax(dim=1)                                               # (1, hf, wf)
+                flows.append(torch.stack([best // wb, best % wb], dim=1))
+                # transposed conv pastes each raw patch weighted by its attention; /4 undoes the 2x2 overlap
+                outputs.append(F.conv_transpose2d(attn, raw[i].float(), stride=rate, padding=rate // 2) / 4.0)
+        y = torch.cat(outputs, 0).to(f.dtype)
         grid_y = torch.arange(hf, device=f.device).view(1, 1, hf, 1).expand(batch, 1, hf, wf)
         grid_x = torch.arange(wf, device=f.device).view(1, 1, 1, wf).expand(batch, 1, hf, wf)
         flow = torch.cat(flows, 0) - torch.cat([grid_y, grid_x], 1)
