@@ -3,8 +3,8 @@
 # Run through the device tool from the repository root, e.g.
 #   run(command="bash scripts/device_segment.sh", carry=[".device-data/part-000.tar"])
 # Every call unpacks whatever data chunk it carries, then (once all chunks are there: EXPECT_IMAGES faces, or
-# DATA_READY=1) trains for MINUTES (default 8) from /root/runs (kept while the machine stays warm) or, on a fresh machine, from the
-# committed compact state, and returns the EMA weights and the compact state through $OUT.
+# DATA_READY=1) trains for MINUTES (default 8) from /root/runs (kept while the machine stays warm) or, on a fresh
+# machine, from the committed compact state, and returns the EMA weights and the compact state through $OUT.
 set -euo pipefail
 CONFIG=${CONFIG:-configs/deepfill_v2_gpu128.json}
 MODEL=${MODEL:-deepfill_v2}
