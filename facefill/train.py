@@ -205,6 +205,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)  # else every rank's pinned-memory thread opens a context on GPU 0
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out_dir = Path(cfg.out)
@@ -297,8 +299,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     def _on_signal(signum, frame):
         stop["flag"] = True
 
+    # every rank listens (torchrun forwards SIGTERM to all of them); the ranks then agree on stopping each step
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)} \
-        if rank == 0 and hasattr(signal, "SIGTERM") else {}
+        if hasattr(signal, "SIGTERM") else {}
 
     def save() -> None:
         if rank != 0:
@@ -366,7 +369,14 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                         be.copy_(bg)
             step += 1
             images_seen += cfg.batch_size * world
-            if not math.isfinite(loss.item()):
+            finite = math.isfinite(loss.item())
+            if cfg.max_minutes and time.time() - start_time > cfg.max_minutes * 60:
+                stop["flag"] = True
+            if world > 1:  # all ranks stop, or raise, at the same step: a lone rank would hang in a collective
+                flags = torch.tensor([float(stop["flag"]), float(not finite)], device=device)
+                dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                stop["flag"], finite = bool(flags[0]), not bool(flags[1])
+            if not finite:
                 which = "generator" if g_step else "discriminator"
                 raise FloatingPointError(f"{which} loss is {loss.item()} at step {step}; lower the learning rate")
 
@@ -388,8 +398,6 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                             writer.add_scalar(k, v, step)
                 if step % cfg.sample_every == 0:
                     sample_grid(ema if ema is not None else gen, fixed, out_dir / "samples" / f"{step:07d}.png")
-            if cfg.max_minutes and time.time() - start_time > cfg.max_minutes * 60:
-                stop["flag"] = True
             if step % cfg.ckpt_every == 0 or stop["flag"] or step == cfg.steps:
                 train_seconds += time.time() - segment_start
                 segment_start = time.time()

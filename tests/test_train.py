@@ -4,6 +4,7 @@ from __future__ import annotations
 from conftest import assert_same_training_state
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,6 +187,52 @@ def test_torchrun_ddp_two_processes(face_folder, tmp_path):
     assert done.stdout.count("stopped at step 2") == 1
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 2 and ckpt["images_seen"] == 2 * 2 * 2
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds the rank processes through /proc")
+def test_torchrun_sigterm_to_one_rank_stops_all_with_a_checkpoint(face_folder, tmp_path):
+    """A SIGTERM that reaches one rank only (a scheduler, a user's kill) stops every rank at the same step and
+    saves, instead of killing that rank and leaving the others hanging in a collective."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "facefill", "train",
+           "--model", "deepfill_v2_tiny", "--data", str(face_folder), "--out", str(out), "--steps", "100000",
+           "--set", "batch_size=2", "--set", "amp=off", "--set", "log_every=1", "--set", "ckpt_every=100000"]
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while not ((out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 2):
+            assert run.poll() is None and time.time() < deadline, "training did not start"
+            time.sleep(0.2)
+        workers = [p for c in _children(run.pid) for p in [c, *_children(c)]]
+        rank1 = [p for p in workers if b"\0RANK=1\0" in b"\0" + Path(f"/proc/{p}/environ").read_bytes()]
+        assert len(rank1) == 1, workers
+        os.kill(rank1[0], signal.SIGTERM)
+        stdout, stderr = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, stderr[-2000:]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert f"stopped at step {ckpt['step']}" in stdout and ckpt["images_seen"] == ckpt["step"] * 2 * 2
 
 
 def test_sample_grid_layout(tmp_path):
