@@ -76,6 +76,18 @@ def test_network_fingerprint_follows_the_weights():
     assert model_fingerprint(a) != before
 
 
+def test_network_fingerprint_follows_the_precision():
+    """bf16 autocast (``amp``) inpaints differently from fp32: its scores must not be served for an fp32 run."""
+    from facefill.registry import create_model
+
+    torch.manual_seed(0)
+    a = create_model("deepfill_v2_tiny")
+    a.amp = "off"
+    fp32 = model_fingerprint(a)
+    a.amp = "bf16"
+    assert model_fingerprint(a) != fp32
+
+
 def test_a_broken_cache_file_is_rebuilt(face_folder, tmp_path):
     cache = tmp_path / "cache"
     model = CountingTelea()

@@ -3,7 +3,8 @@ the models whose weights changed (the classical baselines and the truths' featur
 
 Entries are content-addressed, so they cannot go stale silently:
   - a *model* is identified by ``model_fingerprint``: a hash of its weights, config and inference settings
-    (networks), or of its name and the versions of the libraries that compute it (classical models);
+    (networks, with the device type and whether it runs under bf16 autocast, its ``amp``), or of its name and
+    the versions of the libraries that compute it (classical models);
   - an *image* by the SHA-1 of the truth's pixels and of the hole's pixels (``entry_key``), so a changed mask
     generator, seed, size or data file simply misses.
 A model's scores live in ``DIR/<name>-<fingerprint>.npz`` (one row per (truth, hole): the ``VALUES`` and the
@@ -53,8 +54,13 @@ def model_fingerprint(model) -> str:
     h = hashlib.sha256(f"protocol {PROTOCOL} facefill {facefill.__version__} {type(model).__qualname__} "
                        f"{getattr(model, 'name', '')} config {sorted(getattr(model, 'config', {}).items())}".encode())
     if isinstance(model, torch.nn.Module):
+        from ..precision import use_bf16
+
+        # the device and the precision it runs at (``amp``) change the results and the time per image
+        device = next(model.parameters()).device
         h.update(f"torch {torch.__version__} frame {getattr(model, 'frame', None)} "
-                 f"resolution {getattr(model, 'resolution', None)}".encode())
+                 f"resolution {getattr(model, 'resolution', None)} device {device.type} "
+                 f"bf16 {use_bf16(getattr(model, 'amp', 'off'), device)}".encode())
         for name, tensor in sorted(model.state_dict().items()):
             h.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
             h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
