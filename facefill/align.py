@@ -55,7 +55,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .windows import CropBox, outside, take
+from .windows import CropBox, take
 
 log = logging.getLogger(__name__)
 
@@ -460,9 +460,10 @@ class Window:
                               borderMode=cv2.BORDER_REPLICATE)
 
     def take_hole(self, hole: np.ndarray) -> np.ndarray:
-        """The window of a bool hole: every pixel that a hole pixel touches (the mirrored border is not hole)."""
+        """The window of a bool hole: every pixel that a hole pixel touches. Past the image border the hole is
+        mirrored with the image, so the mirror image of a hole pixel is hole too, not context: it holds what the
+        hole hides."""
         cut = take(hole.astype(np.float32), self.box)
-        cut[outside(self.box, hole.shape)] = 0
         if self.pre != 1:
             n = round(self.box.side * self.pre)
             cut = cv2.resize(cut, (n, n), interpolation=cv2.INTER_AREA)

@@ -73,6 +73,7 @@ def inpaint(
 
     if align not in ALIGN_MODES:
         _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
+    _check_threshold(threshold)
     if verbose:
         import logging
 
@@ -95,6 +96,7 @@ def inpaint(
         missing = [p.name for p in files if not _find_mask(mask, p)]
         if missing:
             _fail(f"no mask in {mask} for {len(missing)} image(s), e.g. {missing[:3]}")
+        _check_outputs(files, [_find_mask(mask, p) for p in files], output)
         output.mkdir(parents=True, exist_ok=True)
         net = _load(model, device, amp)
         failed = 0
@@ -124,6 +126,25 @@ def inpaint(
     except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:
         _fail(str(exc))
     typer.echo(f"wrote {output}")
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0.0 < threshold <= 1.0:
+        _fail(f"--threshold must be in (0, 1] (a fraction of the full range; 0.5 = 128 of 255), got {threshold:g}")
+
+
+def _check_outputs(images: list[Path], masks: list[Path], output: Path) -> None:
+    """Folder mode writes ``OUTPUT/<stem>.png`` per image: refuse, before writing anything, two images that would
+    write the same file (``a.jpg`` and ``a.png``) and an output that would overwrite an input image or mask."""
+    inputs = {p.resolve() for p in [*images, *masks]}
+    seen: dict[Path, Path] = {}
+    for path in images:
+        target = output / f"{path.stem}.png"
+        if target in seen:
+            _fail(f"{seen[target].name} and {path.name} would both be written to {target}; rename one of them")
+        if target.resolve() in inputs:
+            _fail(f"writing {target} would overwrite an input image or mask; choose another --output folder")
+        seen[target] = path
 
 
 def _find_mask(folder: Path, image: Path) -> Optional[Path]:
@@ -159,6 +180,7 @@ def edit(
 
     if align not in ALIGN_MODES:
         _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
+    _check_threshold(threshold)
     net = _load(model, device, amp)
     given = {"sketch": sketch, "color": color}
     missing = [k for k, v in given.items() if v is not None and k not in net.inputs]

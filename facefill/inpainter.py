@@ -27,7 +27,7 @@ from . import imageio
 from .align import ALIGN_MODES, note, plan
 from .guidance import convert as convert_guidance
 from .precision import autocast
-from .windows import crop_boxes, outside, paste, take
+from .windows import crop_boxes, paste, take
 
 
 
@@ -139,8 +139,9 @@ class NetworkInpainter(nn.Module, Inpainter):
                 remaining &= ~part
         for box, group in crop_boxes(remaining, self.min_window) if remaining.any() else []:
             crop = take(work, box)
+            # mirrored with the image: past the border, a mirrored hole pixel holds what the hole hides, so it
+            # is hole too (never context the model could copy the removed content back from)
             crop_hole = take(remaining.astype(np.uint8), box)
-            crop_hole[outside(box, hole.shape)] = 0  # mirrored border is context, not hole
             crop_guidance = {k: take(v, box) for k, v in guidance.items()}
             if box.side != res:
                 crop = cv2.resize(crop, (res, res), interpolation=cv2.INTER_AREA if box.side > res else cv2.INTER_CUBIC)

@@ -1,8 +1,9 @@
 """Square windows of an image: where the shared inference path (``facefill.inpainter``) and face alignment
 (``facefill.align``) cut the pixels a model sees, and how they paste its result back into the hole only.
 
-A :class:`CropBox` may reach past the image border; :func:`take` mirrors the image there, :func:`outside` marks
-those pixels (context, never hole), :func:`paste` copies a window back at a group of hole pixels only.
+A :class:`CropBox` may reach past the image border; :func:`take` mirrors the image there (and the hole with it:
+the mirror image of a hole pixel shows what the hole hides, so it is hole, never context); :func:`paste` copies a
+window back at a group of hole pixels only.
 """
 from __future__ import annotations
 
@@ -59,13 +60,6 @@ def take(arr: np.ndarray, box: CropBox) -> np.ndarray:
         mode = cv2.BORDER_REFLECT_101 if min(inner.shape[:2]) > 1 else cv2.BORDER_REPLICATE
         inner = cv2.copyMakeBorder(inner, top, bottom, left, right, mode)
     return inner
-
-
-def outside(box: CropBox, shape: tuple[int, int]) -> np.ndarray:
-    """Bool ``side x side``: the window's pixels that lie outside an image of ``shape``."""
-    ys = np.arange(box.y0, box.y0 + box.side)
-    xs = np.arange(box.x0, box.x0 + box.side)
-    return ~(((ys >= 0) & (ys < shape[0]))[:, None] & ((xs >= 0) & (xs < shape[1]))[None, :])
 
 
 def paste(work: np.ndarray, result: np.ndarray, box: CropBox, group: np.ndarray) -> None:

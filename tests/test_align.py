@@ -221,12 +221,14 @@ def test_face_at_the_border_pads_the_aligned_window():
     out = np.asarray(model.inpaint(image, hole))
     assert np.array_equal(out[~hole], image[~hole])
     seen_image, seen_mask = model.calls[0]
-    # the part of the window past the border is mirrored context (not black, not hole)
+    # the part of the window past the border is mirrored context (not black), where only the mirror image of the
+    # hole is hole too (it shows what the hole hides)
     vs, us = np.mgrid[0:64, 0:64]
     xy = np.stack([us.ravel(), vs.ravel()], 1) @ cv2.invertAffineTransform(window.image_matrix)[:, :2].T
     outside = (xy[:, 0] + cv2.invertAffineTransform(window.image_matrix)[0, 2] < 0).reshape(64, 64)
     assert outside.mean() > 0.05
-    assert seen_mask[0, 0][torch.from_numpy(outside)].sum() == 0
+    seen_outside = seen_mask[0, 0][torch.from_numpy(outside)]
+    assert 0 < seen_outside.mean() < 0.2, seen_outside.mean()  # the mouth's mirror image only
     assert seen_image[0][:, torch.from_numpy(outside)].std() > 0.05
 
 

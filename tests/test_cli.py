@@ -150,3 +150,35 @@ def test_guidance_cache_command(tmp_path, face_folder):
     unguided = runner.invoke(app, args[:1] + ["--set", "model=deepfill_v2_tiny", "--set", f"data={face_folder}",
                                               "--set", f"guidance_cache={tmp_path / 'g'}"])
     assert unguided.exit_code == 2 and "nothing to precompute" in unguided.output
+
+
+def test_inpaint_folder_refuses_outputs_that_collide(tmp_path, tiny_weights):
+    """Folder mode writes OUTPUT/<stem>.png: a.jpg and a.png would silently overwrite each other's result, and an
+    output folder holding the inputs would overwrite them; both are refused before anything is written."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    img, m = _pair(tmp_path / "tmp", "a")
+    images.mkdir()
+    masks.mkdir()
+    Image.open(img).save(images / "a.png")
+    Image.open(img).save(images / "a.jpg")
+    Image.open(m).save(masks / "a.png")
+    args = ["inpaint", str(images), "--mask", str(masks), "--model", str(tiny_weights), "-o"]
+    result = runner.invoke(app, args + [str(tmp_path / "out")])
+    assert result.exit_code == 2 and "would both be written" in result.output, result.output
+    assert not (tmp_path / "out").exists()
+    (images / "a.jpg").unlink()
+    before = (images / "a.png").read_bytes()
+    result = runner.invoke(app, args + [str(images)])
+    assert result.exit_code == 2 and "would overwrite an input" in result.output, result.output
+    assert (images / "a.png").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["inpaint", "edit"])
+@pytest.mark.parametrize("threshold", ["0", "1.5", "-1"])
+def test_bad_threshold_is_a_clear_error(tmp_path, command, threshold):
+    image, mask = _pair(tmp_path)
+    out = tmp_path / "out.png"
+    result = runner.invoke(app, [command, str(image), "--mask", str(mask), "-o", str(out), "--model", "telea",
+                                 "--threshold", threshold])
+    assert result.exit_code == 2 and "--threshold must be in (0, 1]" in result.output, result.output
+    assert not out.exists()

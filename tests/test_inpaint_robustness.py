@@ -386,3 +386,40 @@ def test_inpaint_leaves_training_mode_alone():
     net = facefill.create_model("deepfill_v2_tiny").train()
     net.inpaint(picture(16, 16), box_hole(16, 16))
     assert net.training, "inpaint switched a model in training to eval mode for good"
+
+
+# ------------------------------------------------------------------------------ what the hole hides stays unseen
+
+
+@pytest.mark.parametrize("h,w", [
+    (48, 40),  # smaller than the model: one window padded past the right and bottom borders
+    (40, 200), (200, 40),  # thin: the window reaches past both long borders
+    (60, 300),  # a window larger than the image height, mirrored and scaled down
+])
+def test_fill_ignores_what_the_hole_hides(model, h, w):
+    """The fill is a function of the known pixels only. Where a window reaches past the border the image is
+    mirrored, and the mirror image of a hole pixel shows what the hole hides: it must be hole too, not context,
+    or an object removed at the border (or anywhere in a small or thin image) is copied back from its reflection."""
+    rgb = picture(h, w, seed=5)
+    hole = box_hole(h, w, "corner")
+    other = rgb.copy()
+    other[hole] = np.random.default_rng(6).integers(0, 256, (int(hole.sum()), 3))  # another object under the hole
+    a = np.asarray(model.inpaint(rgb, hole, align="off"))
+    b = np.asarray(model.inpaint(other, hole, align="off"))
+    np.testing.assert_array_equal(a, b)
+
+
+def test_aligned_window_past_the_border_hides_the_hole_content():
+    """The aligned path's window (``align.Window``) reaching past the left border: the window pixels not marked
+    hole must not depend on the hole's content (its mirror image past the border is hole too)."""
+    from facefill.align import Window
+
+    rgb = picture(128, 128, seed=7)
+    hole = np.zeros((128, 128), bool)
+    hole[40:70, 0:16] = True  # touching the left border
+    other = rgb.copy()
+    other[hole] = 255 - other[hole]
+    window = Window.from_matrix(np.array([[0.5, 0.0, 10.0], [0.0, 0.5, 0.0]]), 64)  # image x -20..108
+    assert window.box.x0 < 0
+    known = ~window.take_hole(hole)
+    np.testing.assert_array_equal(window.take(rgb)[known], window.take(other)[known])
