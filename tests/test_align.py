@@ -286,3 +286,17 @@ def test_alignment_measurement_writes_report_and_readme_block(tmp_path, tiny_wei
     text = readme.read_text()
     assert "old" not in text and "| align=auto (face frame) |" in text and "demo_before_after.png" in text
     assert f"--limit 1 -o {out}" in text  # the command that produced it
+
+
+def test_alignment_report_counts_the_portraits_skipped_for_no_face():
+    from facefill.evaluation import alignment
+
+    row = {"l1_hole": 0.1, "psnr_hole": 17.0, "id_cosine": 0.95, "id_match": 1.0, "aligned": 1.0, "ms": 10.0}
+    result = {"summary": {m: row for m in alignment.METHODS},
+              "by_part": {p: {m: row for m in alignment.METHODS} for p in alignment.PARTS},
+              "paired": {k: {"auto_beats_off": 0.5, "auto_beats_telea": 0.5} for k in ("l1_hole", "psnr_hole")},
+              "meta": {"model": "m", "resolution": 128, "images": 2, "skipped": ["c.png"], "masks": 6, "seed": 0}}
+    text = alignment.report(result)
+    assert "on 2 CelebA-HQ" in text and "Skipped (no face found in the truth): 1 of 3 portraits (c.png)" in text
+    result["meta"]["skipped"] = []
+    assert "Skipped" not in alignment.report(result)

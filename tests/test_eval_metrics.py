@@ -289,3 +289,14 @@ def test_versus_summarises_the_targets_against_a_baseline():
     assert "**+1.50 dB**" in text and "10-20% +1.00, 40-50% +2.00" in text
     assert "**1 of 2** buckets" in text and "80.0 % vs 65.0 %** (+15.0 points)" in text
     assert versus([r for r in records if r["model"] != "telea"]) == ""
+
+
+def test_report_counts_faceless_truths_among_the_images_identity_scored(tmp_path):
+    from facefill.evaluation.quality import Records, write_report
+
+    meta = {"data_dir": "d", "images": 1000, "seed": 0, "size": 256, "buckets": ["10-20%"], "wall_s": 1.0,
+            "metrics": ["identity"], "skipped_metrics": {}, "cached": 0, "extra_images": 200, "identity_no_face": 4}
+    records = Records([{"model": "telea", "bucket": b, "metric": "l1", "value": 0.1, "n": 1000}
+                       for b in ("10-20%", "all")], meta=meta)
+    report = (write_report(records, tmp_path) / "report.md").read_text()
+    assert "no face found in 4 of the 200 ground truths" in report  # identity looked at the first 200 only

@@ -176,7 +176,10 @@ def report(result: dict, demo_scores: dict | None = None) -> str:
     """Markdown tables of an :func:`evaluate` result (and the demo's scores)."""
     meta = result["meta"]
     lines = [f"Model `{meta['model']}` (runs at {meta['resolution']} px) on {meta['images']} CelebA-HQ 1024 px "
-             f"portraits x 3 holes (eyes, nose, mouth; seed {meta['seed']}) = {meta['masks']} masks.", "",
+             f"portraits x 3 holes (eyes, nose, mouth; seed {meta['seed']}) = {meta['masks']} masks."
+             + (f" Skipped (no face found in the truth): {len(meta['skipped'])} of "
+                f"{meta['images'] + len(meta['skipped'])} portraits ({', '.join(meta['skipped'])})."
+                if meta.get("skipped") else ""), "",
              "| method | L1 hole (lower better) | PSNR hole dB | identity cosine | same person | aligned | ms / image |",
              "|---|---|---|---|---|---|---|"]
     names = {"telea": "Telea", "off": "align=off (generic crop)", "auto": "align=auto (face frame)"}

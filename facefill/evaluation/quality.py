@@ -326,7 +326,8 @@ def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples:
                  "(Ghildyal & Liu 2022). Identity compares dlib face descriptors of result and truth, both aligned "
                  "by the landmarks found in the truth.", ""]
     if "identity_no_face" in meta:
-        head += [f"Identity: no face found in {meta['identity_no_face']} of the {meta['images']} ground truths; "
+        scored = meta.get("extra_images") or meta["images"]  # identity looks at the first extra_images only
+        head += [f"Identity: no face found in {meta['identity_no_face']} of the {scored} ground truths; "
                  "those images are left out of the identity tables (their n).", ""]
     for name, why in meta.get("skipped_metrics", {}).items():
         head += [f"Skipped {name}: {why}", ""]
