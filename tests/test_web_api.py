@@ -362,6 +362,31 @@ def test_streamed_body_over_the_limit_is_refused_while_reading(client):
     ok_request(client)
 
 
+def test_oversized_upload_gets_the_413_message_over_a_real_connection():
+    """A client that sends its whole body before reading the answer (a browser's fetch, requests, http.client)
+    gets the 413 message, not a connection reset from a server that answered and closed mid-upload."""
+    import http.client
+    import json
+
+    from facefill.web.server import running
+
+    app = create_app(models={"rec": Recorder()}, names=[], config=ServerConfig(max_upload_bytes=200_000))
+    body = (b'--b\r\nContent-Disposition: form-data; name="image"; filename="f.png"\r\nContent-Type: image/png'
+            b"\r\n\r\n" + bytes(20_000_000) + b"\r\n--b--\r\n")
+    with running(app) as url:
+        host, port = url.rsplit("/", 1)[1].rsplit(":", 1)
+        for chunked in (False, True):  # Content-Length, then a streamed (chunked) upload
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            try:
+                conn.request("POST", "/api/v1/inpaint", encode_chunked=chunked,
+                             body=(body[i:i + 2**20] for i in range(0, len(body), 2**20)) if chunked else body,
+                             headers={"Content-Type": "multipart/form-data; boundary=b"})
+                r = conn.getresponse()
+                assert r.status == 413 and "limit" in json.loads(r.read())["error"]
+            finally:
+                conn.close()
+
+
 def test_unknown_route_and_method_are_json_errors(client):
     assert client.get("/api/v1/nope").json() == {"error": "Not Found"}
     assert client.get("/api/v1/inpaint").status_code == 405

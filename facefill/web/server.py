@@ -533,22 +533,32 @@ def rss_mib() -> float | None:
 
 class _BodyLimit:
     """Refuse request bodies over ``limit`` bytes under ``/api/``: at once from ``Content-Length``, else while
-    streaming (chunked uploads), so an oversized upload is never read into memory."""
+    streaming (chunked uploads), so an oversized upload is never read into memory.
 
-    def __init__(self, app, limit: int):
+    Before answering 413 the rest of the body (up to ``drain`` bytes) is read and discarded: a server that
+    answers and closes while the client is still sending makes the client's kernel reset the connection, and a
+    browser or ``requests`` then reports "connection reset" instead of the 413 message. A client that sent
+    ``Expect: 100-continue`` has not sent the body yet and gets the answer at once."""
+
+    def __init__(self, app, limit: int, drain: int | None = None):
         self.app = app
         self.limit = limit
+        self.drain = max(4 * limit, 256 * 2**20) if drain is None else drain
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        waiting = b"100-continue" in headers.get(b"expect", b"").lower()
+        length = headers.get(b"content-length")
         if length is not None:
             try:
                 too_big = int(length) > self.limit
             except ValueError:
                 return await _send_json(send, 400, "the Content-Length header is not a number")
             if too_big:
+                if not waiting and int(length) <= self.drain:
+                    await self._discard(receive, 0)
                 return await _send_json(send, 413, self._message())
         seen = 0
 
@@ -558,10 +568,22 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    if message.get("more_body", False):
+                        await self._discard(receive, seen)
                     raise ApiError(413, self._message())  # handled by the app's HTTPException handler
             return message
 
         return await self.app(scope, limited, send)
+
+    async def _discard(self, receive, seen: int) -> None:
+        """Read and drop the rest of the body (never kept), up to ``drain`` bytes in all."""
+        while seen <= self.drain:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            seen += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     def _message(self) -> str:
         return f"the upload is over this server's limit of {self.limit / 2**20:g} MiB; send a smaller image"

@@ -36,6 +36,7 @@
     zoom: 1, panX: 0, panY: 0,
     stroke: null,     // the action being drawn
     pan: null,        // {x, y, panX, panY} while dragging the view
+    pointerId: null,  // the one pointer drawing or panning (a second finger or a palm is ignored)
     spaceHeld: false,
     busy: false,
     showingBefore: false,
@@ -112,7 +113,7 @@
   }
 
   function setSize(px) {
-    state.size = Math.max(1, Math.min(300, Math.round(px)));
+    state.size = Math.max(Number(el.size.min), Math.min(Number(el.size.max), Math.round(px)));
     el.size.value = String(state.size);
     el.sizeValue.textContent = String(state.size);
     updateCursorSize();
@@ -143,6 +144,10 @@
       image = await loadImage(file, file.name || "image");
     } catch (err) {
       return showError(`Could not open the image: ${err.message}.`);
+    }
+    if (state.busy) {   // a run started while the photo was decoding: its result belongs to the old photo
+      URL.revokeObjectURL(image.url);
+      return showError("Wait for the running model to finish.");
     }
     for (const a of state.history) if (a.type === "image") URL.revokeObjectURL(a.image.url);
     if (state.original) URL.revokeObjectURL(state.original.url);
@@ -272,18 +277,20 @@
   }
 
   function onPointerDown(ev) {
-    if (!state.original) return;
+    if (!state.original || state.pointerId !== null) return;
     const panning = state.spaceHeld || ev.button === 1;
     if (!panning && ev.button !== 0) return;
     el.viewport.setPointerCapture(ev.pointerId);
     ev.preventDefault();
     if (panning) {
+      state.pointerId = ev.pointerId;
       state.pan = { x: ev.clientX, y: ev.clientY, panX: state.panX, panY: state.panY };
       el.viewport.classList.add("dragging");
       return;
     }
     if (state.busy) return showError("Wait for the running model to finish before editing.");
     setBefore(false);
+    state.pointerId = ev.pointerId;
     const layer = state.tool;
     const color = layer === "mask" ? MASK_COLOR : layer === "sketch" ? SKETCH_COLOR : el.picker.value;
     state.stroke = { type: "stroke", layer, color, width: state.size / state.zoom, points: [toLayer(ev)] };
@@ -292,6 +299,7 @@
 
   function onPointerMove(ev) {
     moveCursor(ev);
+    if (ev.pointerId !== state.pointerId) return;
     if (state.pan) {
       state.panX = state.pan.panX + ev.clientX - state.pan.x;
       state.panY = state.pan.panY + ev.clientY - state.pan.y;
@@ -309,7 +317,9 @@
     }
   }
 
-  function onPointerUp() {
+  function onPointerUp(ev) {
+    if (ev.pointerId !== state.pointerId) return;
+    state.pointerId = null;
     if (state.pan) {
       state.pan = null;
       el.viewport.classList.remove("dragging");
@@ -438,6 +448,7 @@
       return showError(`Could not open the mask: ${err.message}.`);
     }
     URL.revokeObjectURL(image.url);
+    if (state.busy) return showError("Wait for the running model to finish.");
     const { width, height } = state.original;
     if (Math.abs(image.width / image.height - width / height) > 0.01) {
       return showError(`The mask is ${image.width}×${image.height} but the image is ${width}×${height}.`);
@@ -475,6 +486,7 @@
     const mask = maskCanvas();
     if (mask.empty) return showError("The mask is empty: paint over the part to repair with the mask brush first.");
     const image = currentImage();
+    const original = state.original;
     const form = new FormData();
     form.append("image", image.blob, image.name);
     form.append("model", model.name);
@@ -501,8 +513,9 @@
         throw new Error(message);
       }
       const blob = await res.blob();
-      const name = `${stem(state.original.name)}-facefill.png`;
+      const name = `${stem(original.name)}-facefill.png`;
       const result = await loadImage(blob, name);
+      if (state.original !== original) { URL.revokeObjectURL(result.url); return; }   // another photo now
       push({ type: "image", image: result, previous: image });
       replay();
       const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -559,6 +572,7 @@
   el.viewport.addEventListener("pointermove", onPointerMove);
   el.viewport.addEventListener("pointerup", onPointerUp);
   el.viewport.addEventListener("pointercancel", onPointerUp);
+  el.viewport.addEventListener("lostpointercapture", onPointerUp);
   el.viewport.addEventListener("pointerleave", () => { el.cursor.hidden = true; });
   el.viewport.addEventListener("wheel", (ev) => {
     if (!state.original) return;
