@@ -11,6 +11,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Face inpainting and editing: fill a marked region of a face photo with a plausible face part.")
+AMP_OPTION = typer.Option("auto", "--amp", help="network precision: auto (bf16 on CUDA and on CPUs with native bf16, "
+                          "about 2x faster there), bf16, or off (fp32)")
 
 
 def _fail(message: str) -> None:
@@ -62,18 +64,14 @@ def inpaint(
     attention_map: Optional[Path] = typer.Option(None, "--attention-map", help="also write the colour-coded "
                                                  "contextual-attention offsets to this PNG (models with an "
                                                  "attention layer, e.g. deepfill_v1; single image only)"),
-    amp: str = typer.Option("auto", "--amp", help="network precision: auto (bf16 on CUDA and on CPUs with native "
-                            "bf16, about 2x faster there), bf16, or off (fp32)"),
+    amp: str = AMP_OPTION,
 ) -> None:
     """Fill the white region of MASK in IMAGE; write the result to OUTPUT (same size, other pixels exact)."""
     from .align import FaceNotFoundError
     from ._optional import MissingDependencyError
     from .imageio import ImageError
-    from .align import ALIGN_MODES
 
-    if align not in ALIGN_MODES:
-        _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
-    _check_threshold(threshold)
+    _check_options(align, threshold)
     if verbose:
         import logging
 
@@ -128,7 +126,11 @@ def inpaint(
     typer.echo(f"wrote {output}")
 
 
-def _check_threshold(threshold: float) -> None:
+def _check_options(align: str, threshold: float) -> None:
+    from .align import ALIGN_MODES
+
+    if align not in ALIGN_MODES:
+        _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
     if not 0.0 < threshold <= 1.0:
         _fail(f"--threshold must be in (0, 1] (a fraction of the full range; 0.5 = 128 of 255), got {threshold:g}")
 
@@ -168,19 +170,15 @@ def edit(
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
     align: str = typer.Option("auto", "--align", help="auto, face or off (see `facefill inpaint --help`)"),
-    amp: str = typer.Option("auto", "--amp", help="network precision: auto (bf16 on CUDA and on CPUs with native "
-                            "bf16, about 2x faster there), bf16, or off (fp32)"),
+    amp: str = AMP_OPTION,
 ) -> None:
     """Redraw the white region of MASK in IMAGE following a SKETCH and COLOR strokes (SC-FEGAN)."""
     from . import imageio
     from .align import FaceNotFoundError
     from ._optional import MissingDependencyError
     from .imageio import ImageError
-    from .align import ALIGN_MODES
 
-    if align not in ALIGN_MODES:
-        _fail(f"--align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
-    _check_threshold(threshold)
+    _check_options(align, threshold)
     net = _load(model, device, amp)
     given = {"sketch": sketch, "color": color}
     missing = [k for k, v in given.items() if v is not None and k not in net.inputs]
