@@ -378,7 +378,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                 stop["flag"], finite = bool(flags[0]), not bool(flags[1])
             if not finite:
                 which = "generator" if g_step else "discriminator"
-                raise FloatingPointError(f"{which} loss is {loss.item()} at step {step}; lower the learning rate")
+                where = f" (here {loss.item()}; another rank's was not finite)" if math.isfinite(loss.item()) else \
+                    f" ({loss.item()})"
+                raise FloatingPointError(f"{which} loss is not finite{where} at step {step}; lower the learning rate")
 
             if rank == 0:
                 logs = {k: float(v) for k, v in {**g_logs, **d_logs}.items()}

@@ -55,6 +55,17 @@ def test_resume_reads_the_checkpoint_on_the_cpu(face_folder, tmp_path, monkeypat
     assert train(_cfg(face_folder, tmp_path / "c", 2), resume=True, progress=False)["step"] == 2
 
 
+def test_a_non_finite_loss_stops_training_with_a_clear_error(face_folder, tmp_path, monkeypatch):
+    from facefill.models.deepfill_v2 import DeepFillV2
+
+    def nan_loss(self, disc, batch, out, gan_weight):
+        return out["output"].float().mean() * float("nan"), {}
+
+    monkeypatch.setattr(DeepFillV2, "generator_loss", nan_loss)
+    with pytest.raises(FloatingPointError, match=r"generator loss is not finite \(nan\) at step 1"):
+        train(_cfg(face_folder, tmp_path / "n", 3), progress=False)
+
+
 def test_lr_schedule_warmup_then_milestones(face_folder, tmp_path):
     cfg = TrainConfig(lr_warmup=4, lr_milestones=[6, 8], lr_gamma=0.5)
     assert [lr_factor(cfg, s) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, 0.25, 0.25]
