@@ -91,17 +91,17 @@ def inpaint(
             files = list_images(image)
         except FileNotFoundError as exc:
             _fail(str(exc))
-        missing = [p.name for p in files if not _find_mask(mask, p)]
+        masks = {p: _find_mask(mask, p) for p in files}
+        missing = [p.name for p, m in masks.items() if not m]
         if missing:
             _fail(f"no mask in {mask} for {len(missing)} image(s), e.g. {missing[:3]}")
-        _check_outputs(files, [_find_mask(mask, p) for p in files], output)
+        _check_outputs(files, list(masks.values()), output)
         output.mkdir(parents=True, exist_ok=True)
         net = _load(model, device, amp)
         failed = 0
         for path in tqdm(files, desc="inpainting", unit="img"):
             try:
-                _inpaint_one(net, path, _find_mask(mask, path), output / f"{path.stem}.png", threshold, resize_mask,
-                             align)
+                _inpaint_one(net, path, masks[path], output / f"{path.stem}.png", threshold, resize_mask, align)
             except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:
                 failed += 1
                 typer.secho(f"error: {path.name}: {exc}", fg=typer.colors.RED, err=True)
