@@ -497,7 +497,9 @@ def serve(
     port: int = typer.Option(8080, help="TCP port"),
     model: str = typer.Option("deepfill_v2", "--model", help="default model of the editor and the API"),
     device: str = typer.Option("cpu", help="torch device for the models: cpu, cuda, cuda:1, ..."),
-    max_upload_mb: float = typer.Option(50.0, help="largest request body accepted, MiB"),
+    max_upload_mb: Optional[float] = typer.Option(
+        None, help="largest request body accepted, MiB; default: room for the largest accepted image as an "
+                   "uncompressed RGBA PNG (so a result can be sent back for the next edit) plus its mask"),
     max_pixels: int = typer.Option(40_000_000, help="largest image accepted, pixels"),
 ) -> None:
     """Start the web editor and the HTTP API (http://HOST:PORT/, API description at /docs)."""
@@ -517,7 +519,8 @@ def serve(
     if not any(info.name == model and info.has_weights for info in list_models()):
         typer.secho(f"note: {model} has no weights yet; requests for it get 503 and the editor starts with a "
                     "model that has", fg=typer.colors.YELLOW, err=True)
-    config = ServerConfig(max_upload_bytes=int(max_upload_mb * 2**20), max_pixels=max_pixels)
+    config = ServerConfig(max_upload_bytes=None if max_upload_mb is None else int(max_upload_mb * 2**20),
+                          max_pixels=max_pixels)
     web_app = create_app(default=model, device=device, config=config)
     typer.echo(f"facefill editor on http://{host}:{port}/ (API: /api/v1, docs: /docs); default model {model}")
     uvicorn.run(web_app, host=host, port=port, log_level="warning")

@@ -387,6 +387,23 @@ def test_oversized_upload_gets_the_413_message_over_a_real_connection():
                 conn.close()
 
 
+def test_a_result_can_be_sent_back_for_the_next_edit():
+    """The default body limit follows the pixel limit: the server's own answer for the largest image it accepts,
+    a noisy RGBA PNG that barely compresses, fits in the next request (the editor's chained edits)."""
+    assert ServerConfig().body_limit >= 4 * ServerConfig().max_pixels  # a 40 Mpx RGBA result, ~160 MB
+    config = ServerConfig(max_pixels=300 * 300)
+    assert config.body_limit == 4 * 300 * 300 + 16 * 2**20
+    app = create_app(models={}, names=["telea"], default="telea", config=config)
+    photo = np.random.default_rng(0).integers(0, 256, (300, 300, 4), dtype=np.uint8)
+    with TestClient(app) as c:
+        first = c.post("/api/v1/inpaint", files=files(png(photo), png(hole(300, 300))), data={"model": "telea"})
+        assert first.status_code == 200, first.text
+        assert len(first.content) > 3.9 * 300 * 300  # it really is incompressible
+        again = c.post("/api/v1/inpaint", files=files(first.content, png(hole(300, 300))), data={"model": "telea"})
+        assert again.status_code == 200, again.text
+    assert ServerConfig(max_upload_bytes=1000).body_limit == 1000  # an explicit limit is kept
+
+
 def test_unknown_route_and_method_are_json_errors(client):
     assert client.get("/api/v1/nope").json() == {"error": "Not Found"}
     assert client.get("/api/v1/inpaint").status_code == 405
@@ -484,7 +501,9 @@ def test_editor_and_docs_are_served(client):
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"] and "/static/editor.js" in r.text
     for path in ("/static/editor.js", "/static/editor.css"):
-        assert client.get(path).status_code == 200
+        r = client.get(path)
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-cache"  # revalidated after an upgrade
+        assert client.get(path, headers={"if-none-match": r.headers["etag"]}).status_code == 304
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     form = spec["paths"]["/api/v1/inpaint"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]

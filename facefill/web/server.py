@@ -54,9 +54,30 @@ OPTION_FIELDS = ("model", "threshold", "resize_mask", "align")
 class ServerConfig:
     """Limits of the HTTP API."""
 
-    max_upload_bytes: int = 50 * 2**20  # whole request body
+    max_upload_bytes: int | None = None  # whole request body; None: ``default_upload_bytes(max_pixels)``
     max_pixels: int = 40_000_000  # per uploaded image (a 40 Mpx photo); imageio.MAX_PIXELS also applies
     max_pending: int = 8  # requests decoding, queued or running at once; more get 503 + Retry-After
+
+    @property
+    def body_limit(self) -> int:
+        return default_upload_bytes(self.max_pixels) if self.max_upload_bytes is None else self.max_upload_bytes
+
+
+def default_upload_bytes(max_pixels: int) -> int:
+    """A request body that holds the largest accepted image even as the server's own result, an RGBA PNG, which
+    a noisy photo barely compresses (~4 bytes a pixel), so a result can always be sent back for the next edit;
+    plus 16 MiB for the mask and the guidance layers (mostly flat, they compress well)."""
+    return 4 * max_pixels + 16 * 2**20
+
+
+class _Revalidated(StaticFiles):
+    """The editor's scripts and styles with ``Cache-Control: no-cache``: the browser revalidates them (a cheap
+    304 by ETag) instead of guessing a freshness, so an upgraded facefill never pairs a new page with old JS."""
+
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 class ApiError(HTTPException):
@@ -247,7 +268,7 @@ def create_app(models: Mapping[str, object] | None = None, *, default: str | Non
     app.state.config = config
     app.state.default = default
     app.state.pending = 0
-    app.add_middleware(_BodyLimit, limit=config.max_upload_bytes)
+    app.add_middleware(_BodyLimit, limit=config.body_limit)
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException):
@@ -309,7 +330,7 @@ def create_app(models: Mapping[str, object] | None = None, *, default: str | Non
     async def index():
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", _Revalidated(directory=STATIC_DIR), name="static")
     return app
 
 
