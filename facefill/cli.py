@@ -96,7 +96,7 @@ def inpaint(
         if missing:
             _fail(f"no mask in {mask} for {len(missing)} image(s), e.g. {missing[:3]}")
         _check_outputs(files, list(masks.values()), output)
-        output.mkdir(parents=True, exist_ok=True)
+        _make_folder(output)
         net = _load(model, device, amp)
         failed = 0
         for path in tqdm(files, desc="inpainting", unit="img"):
@@ -149,6 +149,13 @@ def _check_outputs(images: list[Path], masks: list[Path], output: Path) -> None:
         seen[target] = path
 
 
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"cannot create the output folder {folder}: {exc.strerror or exc}")
+
+
 def _find_mask(folder: Path, image: Path) -> Optional[Path]:
     for candidate in [folder / image.name] + sorted(folder.glob(f"{image.stem}.*")):
         if candidate.is_file():
@@ -169,6 +176,8 @@ def edit(
                               "training run folder"),
     device: str = typer.Option("cpu", help="torch device: cpu, cuda, cuda:1, ..."),
     threshold: float = typer.Option(0.5, help="mask values >= threshold x full range are holes (soft masks)"),
+    resize_mask: bool = typer.Option(False, "--resize-mask", help="resize a mask, sketch or colour strokes of "
+                                     "another size to the image"),
     align: str = typer.Option("auto", "--align", help="auto, face or off (see `facefill inpaint --help`)"),
     amp: str = AMP_OPTION,
 ) -> None:
@@ -188,7 +197,7 @@ def edit(
         guidance = {k: imageio.read_image(v, "colour strokes" if k == "color" else k)
                     for k, v in given.items() if v is not None}
         result = net.inpaint(imageio.read_image(image, "image"), imageio.read_image(mask, "mask"),
-                             threshold=threshold, align=align, **guidance)
+                             threshold=threshold, resize_mask=resize_mask, align=align, **guidance)
         imageio.save_image(result, output)
     except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:
         _fail(str(exc))
@@ -208,15 +217,24 @@ def demo(
     from .demo import demo_image, demo_mask, side_by_side, with_hole
 
     net = _load(model, device)
+    names = ("input.png", "mask.png", "result.png", "side_by_side.png")
+    _make_folder(output)
+    blocked = [name for name in names if (output / name).is_dir()]
+    if blocked:
+        _fail(f"cannot write {output / blocked[0]}: it is a folder")
     image, mask = demo_image(), demo_mask()
     start = time.perf_counter()
     result = net.inpaint(image, mask)
     seconds = time.perf_counter() - start
-    output.mkdir(parents=True, exist_ok=True)
     hole = with_hole(image, mask)
-    for name, im in (("input.png", image), ("mask.png", mask), ("result.png", result),
-                     ("side_by_side.png", side_by_side([hole, mask, result]))):
-        imageio.save_image(im, output / name)
+    written = []
+    try:
+        for name, im in zip(names, (image, mask, result, side_by_side([hole, mask, result]))):
+            written.append(imageio.save_image(im, output / name))
+    except imageio.ImageError as exc:
+        for path in written:  # all four pictures or none
+            path.unlink(missing_ok=True)
+        _fail(str(exc))
     typer.echo(f"{model}: inpainted the demo portrait in {seconds:.2f} s; wrote {output}/side_by_side.png "
                "(input with hole | mask | result)")
 

@@ -9,8 +9,8 @@ given as a PIL image, a path, or an ``HxW`` / ``HxWx3`` / ``HxWx4`` array (uint8
   - otherwise the polarity is detected from the majority (the median grey level is the background): dark lines
     on white paper and white lines on black both work.
 ``to_color(color, size)`` -> float32 ``HxWx3`` RGB in [0, 1], 0 = unpainted. Colour strokes are an RGBA image whose
-alpha marks the painted pixels, or an RGB image where black (0, 0, 0) means unpainted. Painted black (RGBA) is
-lifted to 1/255 so it still counts as painted.
+alpha marks the painted pixels, or an RGB image (or a fully opaque RGBA one) where black (0, 0, 0) means unpainted.
+Painted black (RGBA) is lifted to 1/255 so it still counts as painted.
 
 Both must have the image's size (draw them on a canvas of the image); anything else is rejected with an
 ``ImageError`` saying so, unless ``resize=True`` (``Inpainter.inpaint(..., resize_mask=True)``, the web API's
@@ -32,7 +32,7 @@ def _read(drawing, what: str, size: tuple[int, int], resize: bool = False) -> tu
         return rgb, alpha
     if not resize:
         raise ImageError(f"the {what} is {got[0]}x{got[1]} but the image is {size[0]}x{size[1]}: draw the {what} "
-                         "on a canvas of the image's size (or resize it: resize_mask=True)")
+                         "on a canvas of the image's size (or resize it: --resize-mask / resize_mask=True)")
     shrink = got[0] * got[1] > size[0] * size[1]
     interpolation = cv2.INTER_AREA if shrink else cv2.INTER_NEAREST
     rgb = cv2.resize(rgb, tuple(size), interpolation=interpolation)
@@ -59,7 +59,7 @@ def to_color(color, size: tuple[int, int], resize: bool = False) -> np.ndarray:
                          "on a transparent layer (RGBA) or on black (RGB)")
     rgb, alpha = _read(color, "colour strokes", size, resize)
     out = rgb.astype(np.float32) / 255
-    if alpha is not None:
+    if alpha is not None and alpha.min() < 255:  # a fully opaque RGBA canvas is read like RGB: black = unpainted
         painted = alpha >= 128
         out[painted & (out.max(axis=2) == 0)] = 1 / 255  # painted black must not read as unpainted
         return np.where(painted[..., None], out, 0).astype(np.float32)

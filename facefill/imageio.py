@@ -98,7 +98,11 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(img.convert("I"), dtype=np.int64)
         top = 65535 if arr.max(initial=0) > 255 or img.mode.startswith("I;16") else 255
-        return np.clip(np.round(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        grey = np.clip(np.round(arr * (255.0 / top)), 0, 255).astype(np.uint8)
+        key = img.info.get("transparency")
+        if isinstance(key, int):  # a 16-bit grey PNG's tRNS colour key is alpha too
+            return np.dstack([grey, grey, grey, np.where(arr == key, 0, 255).astype(np.uint8)])
+        return grey
     if img.mode == "F":
         arr = np.asarray(img, dtype=np.float32)
         top = 255.0 if arr.max(initial=0) > 1.0 else 1.0
@@ -183,17 +187,29 @@ def to_mask(mask, size: tuple[int, int], threshold: float = 0.5, resize: bool = 
     return unit >= threshold - 1e-6
 
 
-def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
-    """uint8 ``HxWx3`` (+ optional ``HxW`` alpha) -> PIL ``RGB`` / ``RGBA``."""
-    if alpha is not None:
-        return Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
-    return Image.fromarray(rgb, "RGB")
+def rgb_icc_profile(image) -> bytes | None:
+    """The ICC profile of a PIL image whose RGB values facefill keeps as they are (an RGB-space profile on an RGB,
+    RGBA or palette image), to attach to the result so that it looks like the input in colour-managed viewers."""
+    if not isinstance(image, Image.Image) or image.mode not in ("RGB", "RGBA", "P", "PA"):
+        return None
+    icc = image.info.get("icc_profile")
+    return icc if isinstance(icc, bytes) and icc[16:20] == b"RGB " else None
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None, icc_profile: bytes | None = None) -> Image.Image:
+    """uint8 ``HxWx3`` (+ optional ``HxW`` alpha) -> PIL ``RGB`` / ``RGBA`` (carrying ``icc_profile`` if given)."""
+    img = Image.fromarray(np.dstack([rgb, alpha]), "RGBA") if alpha is not None else Image.fromarray(rgb, "RGB")
+    if icc_profile:
+        img.info["icc_profile"] = icc_profile
+    return img
 
 
 def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
     """Write atomically: to a temporary file beside ``path``, then rename, so a failure leaves nothing behind
     (and an existing ``path`` untouched). The format follows the suffix; JPEG drops alpha (flattened on white)
-    and stores other modes it cannot hold (P, I;16, F, ...) as RGB or L."""
+    and stores other modes it cannot hold (P, I;16, F, ...) as RGB or L; WebP is written lossless, so the pixels
+    outside the hole stay exact in the file too, colour under full transparency included (JPEG, lossy by
+    nature, is written at quality 95)."""
     if not isinstance(image, Image.Image):
         raise ImageError(f"save_image takes a PIL.Image, got {type(image).__name__}; use to_pil() for arrays")
     path = Path(path)
@@ -201,8 +217,15 @@ def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
     fmt = Image.registered_extensions().get(suffix)
     if fmt is None:
         raise ImageError(f"cannot tell the image format from {path.name!r}; use .png, .jpg, .webp, ...")
+    Image.init()
+    if fmt not in Image.SAVE:
+        raise ImageError(f"cannot write {path.name!r}: Pillow reads {fmt} files but cannot write them; "
+                         "use .png, .jpg, .webp, ...")
     if not path.parent.is_dir():
         raise ImageError(f"output folder {path.parent} does not exist")
+    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True, "exact": True}}.get(fmt, {})
+    if image.info.get("icc_profile"):
+        options["icc_profile"] = image.info["icc_profile"]  # JPEG and WebP write it only when asked
     if fmt == "JPEG" and image.mode not in ("1", "L", "RGB", "CMYK", "YCbCr"):
         image = _for_jpeg(image)
     if path.is_dir():
@@ -214,13 +237,15 @@ def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
         raise ImageError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+            image.save(fh, format=fmt, **options)
         os.chmod(tmp, mode)  # mkstemp makes the file private (0o600); the output should not be
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        if isinstance(exc, ValueError):  # e.g. "Cannot save RGBA images as PCX"
+            raise ImageError(f"cannot write {path}: {exc}; use .png") from None
         raise
     return path
 

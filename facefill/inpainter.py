@@ -16,6 +16,7 @@ and ignore ``align``.
 """
 from __future__ import annotations
 
+import os
 import warnings
 
 import cv2
@@ -58,20 +59,23 @@ class Inpainter:
             raise ValueError(f"align must be one of {', '.join(ALIGN_MODES)}; got {align!r}")
         if align != "off" and not self.aligns_faces:
             note("align=%s ignored: %s inpaints at the image's native resolution", align, self.name)
+        if isinstance(image, (str, os.PathLike)):
+            image = imageio.read_image(image)
+        icc = imageio.rgb_icc_profile(image)  # kept: the same RGB values mean the same colours only with it
         rgb, alpha = imageio.to_rgb(image)
         size = (rgb.shape[1], rgb.shape[0])
         hole = imageio.to_mask(mask, size, threshold=threshold, resize=resize_mask)
         drawings = convert_guidance(self.inputs, size, guidance, resize=resize_mask)
         if not hole.any():
             warnings.warn("the mask is empty: nothing to inpaint, returning the input unchanged", stacklevel=2)
-            return imageio.to_pil(rgb, alpha)
+            return imageio.to_pil(rgb, alpha, icc)
         if hole.all():
             warnings.warn("the mask covers the whole image: there is no context, the result is a guess",
                           stacklevel=2)
         extra = {"align": align} if self.aligns_faces else {}
         filled = self.inpaint_array(rgb, hole, **extra, **drawings)
         out = np.where(hole[..., None], filled, rgb)
-        return imageio.to_pil(out, alpha)
+        return imageio.to_pil(out, alpha, icc)
 
     def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, **guidance) -> np.ndarray:
         """``rgb`` uint8 ``HxWx3``, ``hole`` bool ``HxW`` -> uint8 ``HxWx3`` (only hole pixels are used)."""

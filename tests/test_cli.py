@@ -97,6 +97,43 @@ def test_inpaint_bad_input_fails_cleanly(tmp_path, tiny_weights, problem):
         assert ok.exit_code == 0 and out.exists()
 
 
+def test_edit_offers_and_takes_resize_mask(tmp_path, tiny_weights):
+    image, mask = _pair(tmp_path)
+    small = np.zeros((30, 40), np.uint8)
+    small[5:15, 10:25] = 255
+    Image.fromarray(small).save(mask)
+    out = tmp_path / "out.png"
+    args = ["edit", str(image), "--mask", str(mask), "-o", str(out), "--model", str(tiny_weights), "--align", "off"]
+    bad = runner.invoke(app, args)
+    assert bad.exit_code == 2 and "--resize-mask" in bad.output and not out.exists()
+    ok = runner.invoke(app, args + ["--resize-mask"])
+    assert ok.exit_code == 0, ok.output
+    assert Image.open(out).size == (80, 60)
+
+
+def test_inpaint_and_demo_with_an_output_that_cannot_be_made(tmp_path, tiny_weights):
+    image, mask = _pair(tmp_path)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    image.rename(tmp_path / "images" / "a.png")
+    mask.rename(tmp_path / "masks" / "a.png")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    result = runner.invoke(app, ["inpaint", str(tmp_path / "images"), "--mask", str(tmp_path / "masks"),
+                                 "-o", str(a_file), "--model", "telea"])
+    assert result.exit_code == 2 and "error:" in result.output and "cannot create" in result.output
+    result = runner.invoke(app, ["demo", "-o", str(a_file), "--model", "telea"])
+    assert result.exit_code == 2 and "cannot create" in result.output
+
+
+def test_demo_writes_all_pictures_or_none(tmp_path):
+    out = tmp_path / "demo"
+    (out / "side_by_side.png").mkdir(parents=True)  # the last of the four cannot be written
+    result = runner.invoke(app, ["demo", "-o", str(out), "--model", "telea"])
+    assert result.exit_code == 2 and "error:" in result.output and "side_by_side.png" in result.output
+    assert [p.name for p in out.iterdir()] == ["side_by_side.png"]
+
+
 def test_unknown_model_is_a_clear_error(tmp_path):
     image, mask = _pair(tmp_path)
     result = runner.invoke(app, ["inpaint", str(image), "--mask", str(mask), "-o", str(tmp_path / "o.png"),

@@ -652,3 +652,39 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch, error):
         imageio.save_image(Image.new("RGB", (40, 40), "blue"), tmp_path / "new.png")
     assert sorted(os.listdir(tmp_path)) == ["out.png"]
     assert existing.read_bytes() == before
+
+
+@pytest.mark.parametrize("name, mode", [("out.psd", "RGB"), ("out.xpm", "RGB"), ("out.pcx", "RGBA"),
+                                        ("out.eps", "RGBA")])
+def test_save_in_a_format_or_mode_pillow_cannot_write(tmp_path, name, mode):
+    """A format Pillow only reads (KeyError inside Pillow) or a mode the format cannot hold (ValueError) is an
+    ImageError that says so, not a traceback, and leaves nothing behind."""
+    with pytest.raises(ImageError, match="cannot write"):
+        imageio.save_image(Image.new(mode, (4, 4)), tmp_path / name)
+    assert os.listdir(tmp_path) == []
+
+
+def test_16bit_grey_png_colour_key_is_alpha(tmp_path):
+    u16 = np.full((3, 4), 40000, np.uint16)
+    u16[0, 0] = 1000
+    Image.fromarray(u16).save(tmp_path / "key16.png", transparency=1000)
+    assert Image.open(tmp_path / "key16.png").mode == "I;16"
+    rgb, alpha = imageio.to_rgb(tmp_path / "key16.png")
+    assert alpha is not None and alpha[0, 0] == 0 and (alpha.ravel()[1:] == 255).all()
+    assert (rgb[1, 1] == 156).all()  # round(40000 * 255 / 65535)
+
+
+def test_icc_profile_kept_on_save(tmp_path):
+    icc = b"\0" * 16 + b"RGB " + b"\0" * 108
+    img = imageio.to_pil(picture(6, 8), None, icc)
+    for name in ("o.png", "o.jpg", "o.webp", "o.tif"):
+        imageio.save_image(img, tmp_path / name)
+        assert Image.open(tmp_path / name).info.get("icc_profile") == icc, name
+
+
+def test_webp_is_written_lossless(tmp_path):
+    """Known pixels are returned exactly; a WebP output keeps them exactly (Pillow's default WebP is lossy)."""
+    for arr in (picture(24, 32), np.dstack([picture(24, 32), np.arange(24 * 32).reshape(24, 32) % 256])):
+        image = Image.fromarray(arr.astype(np.uint8))
+        imageio.save_image(image, tmp_path / "o.webp")
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "o.webp")), arr)

@@ -310,6 +310,26 @@ def test_exif_rotated_jpeg(model, tmp_path, orientation):
         model.inpaint(path, np.ones((30, 50), bool))
 
 
+@pytest.mark.parametrize("suffix", ["png", "jpg"])
+def test_icc_profile_kept(model, tmp_path, suffix):
+    """The RGB values are returned as they are, so the profile that says what they mean must come with them
+    (without it a Display P3 / Adobe RGB photo changes colour in colour-managed viewers)."""
+    ImageCms = pytest.importorskip("PIL.ImageCms")
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / f"profiled.{suffix}"
+    Image.fromarray(picture(30, 40)).save(path, icc_profile=icc)
+    seen, _ = imageio.to_rgb(path)
+    hole = box_hole(30, 40)
+    for image in (path, imageio.read_image(path)):
+        result = model.inpaint(image, hole)
+        assert_contract(result, seen, hole)
+        assert result.info.get("icc_profile") == icc
+    with pytest.warns(UserWarning, match="empty"):
+        assert model.inpaint(path, np.zeros((30, 40), bool)).info.get("icc_profile") == icc  # empty mask too
+    imageio.save_image(result, tmp_path / f"out.{suffix}")
+    assert Image.open(tmp_path / f"out.{suffix}").info.get("icc_profile") == icc
+
+
 @pytest.mark.parametrize("dtype", ["uint16", "float32", "float64"])
 def test_numpy_inputs(model, dtype):
     rgb8 = picture(30, 40)

@@ -175,6 +175,15 @@ def test_color_rgba_and_black_is_unpainted():
     assert np.allclose(to_color(rgb, (8, 8))[1, 1], [0, 0, 1]) and to_color(rgb, (8, 8))[0, 0].max() == 0
 
 
+def test_color_fully_opaque_rgba_reads_like_rgb():
+    """Editors often export an opaque stroke layer as RGBA: black is then unpainted, as in RGB, not painted black."""
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[1, 1] = (255, 0, 0)
+    opaque = Image.fromarray(rgb).convert("RGBA")
+    assert np.array_equal(to_color(opaque, (8, 8)), to_color(rgb, (8, 8)))
+    assert (to_color(opaque, (8, 8)).max(axis=2) > 0).sum() == 1
+
+
 @pytest.mark.parametrize("bad, match", [
     ("sketch_size", "sketch is 8x8 but the image is 16x16"),
     ("color_size", "colour strokes is 8x8 but the image is 16x16"),
