@@ -9,8 +9,9 @@ hole that touches a face in that face's frame:
    and dlib's frontal face detector (HOG features of Dalal & Triggs, CVPR 2005, with a linear filter trained by
    King's "Max-Margin Object Detection", 2015) looks for faces;
    ``shape_predictor_68_face_landmarks`` (Kazemi & Sullivan, "One Millisecond Face Alignment with an Ensemble of
-   Regression Trees", CVPR 2014; iBUG 300-W points) puts the 68 landmarks in each. If no face touches a hole the
-   detector tries again upsampled x2 (a face with its eyes or mouth covered scores lower, and the finer pyramid
+   Regression Trees", CVPR 2014; iBUG 300-W points) puts the 68 landmarks in each. While hole pixels lie in no
+   found face's frame (another face may hide there: several people, several holes) the detector tries again
+   upsampled x2 (a face with its eyes or mouth covered scores lower, and the finer pyramid
    finds some), then on the image as given (hole not filled), then on the pre-filled image rotated by -30 and +30
    degrees (tilted heads), and last with the detector's threshold lowered to ``LOW_THRESHOLD``, keeping only
    detections whose box covers hole pixels (the demo portrait, both eyes and the mouth covered, needs this).
@@ -33,7 +34,8 @@ hole that touches a face in that face's frame:
 dlib warns once); ``"face"`` raises when it cannot (dlib missing, or no face touches any hole); ``"off"`` is the
 generic path. Every choice is logged on the ``facefill.align`` logger at INFO (``facefill inpaint --verbose``)
 and collected by :func:`decisions`. Cost on a busy 2-core CPU: loading the landmark model ~2 s once; detection
-~0.2-0.7 s for a 1024 px photo when the first pass finds the face, ~2.5 s when every pass runs and none does.
+~0.2-0.7 s for a 1024 px photo when the first pass finds a face for every hole, ~2.5 s when every pass runs
+(a hole outside every face frame, or no face).
 
 Template: ``python -m facefill.align --build-template ../shared/data/celeba256/train`` rewrites the JSON file.
 """
@@ -339,15 +341,24 @@ def _telea_fill(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return np.where(hole[..., None], filled, rgb)
 
 
+def _same_face(a: Face, b: Face) -> bool:
+    """Is ``a`` a second detection of ``b`` (its frame centre in the middle half of ``b``'s frame)?"""
+    return bool(np.abs(_apply(b.matrix, a.centre[None]) - (FRAME - 1) / 2).max() < FRAME / 4)
+
+
 def detect_faces(rgb: np.ndarray, hole: np.ndarray) -> list[Face]:
-    """Faces in ``rgb`` (uint8 ``HxWx3``) for the holes of ``hole`` (bool ``HxW``): the first detection pass (in the
-    order of the module docstring) that finds a face touching a hole (any face, when there is no hole) wins.
-    Returns every face of the winning pass (``[]`` when none)."""
+    """Faces in ``rgb`` (uint8 ``HxWx3``) for the holes of ``hole`` (bool ``HxW``), by the detection passes in the
+    order of the module docstring: a pass that finds a face touching a hole pixel in no earlier face's frame adds
+    its new faces, and the passes go on while hole pixels lie in no found face's frame (so a second person whose
+    face only a later pass finds still gets their hole). With no hole, the faces of the first pass that finds any.
+    ``[]`` when none touches a hole."""
     filled = _telea_fill(rgb, hole)
     passes = [(filled, 0.0, 0, 0.0, "hole pre-filled (Telea)"), (filled, 0.0, 1, 0.0, "hole pre-filled, upsampled x2"),
               (rgb, 0.0, 0, 0.0, "image as given")]
     passes += [(filled, a, 0, 0.0, f"hole pre-filled, image turned {a:+.0f} deg") for a in RETRY_ANGLES]
     passes += [(filled, 0.0, 0, LOW_THRESHOLD, f"hole pre-filled, detector threshold {LOW_THRESHOLD}")]
+    found: list[Face] = []
+    uncovered = hole.copy()  # hole pixels in no found face's frame
     for image, angle, more, threshold, how in passes:
         faces = []
         for pts, box in _find(image, angle, _upsample(image) + more, threshold):
@@ -363,10 +374,22 @@ def detect_faces(rgb: np.ndarray, hole: np.ndarray) -> list[Face]:
         if not faces:
             note("  %s: no face detected", how)
             continue
-        if not hole.any() or any(_frame_coverage(f, hole).any() for f in faces):
+        if not hole.any():
             return faces
-        note("  %s: %d face(s), none touching a hole", how, len(faces))
-    return []
+        new = [f for f in faces if not any(_same_face(f, g) for g in found)]
+        if not any(_frame_coverage(f, uncovered).any() for f in new):
+            note("  %s: %d face(s), none new touching a hole", how, len(faces))
+            continue
+        found += new
+        ys, xs = np.nonzero(uncovered)
+        for f in new:
+            inside = _in_frame(_frame_coords(f, ys, xs))
+            uncovered[ys[inside], xs[inside]] = False
+        if not uncovered.any():
+            return found
+        note("  %s: %d face(s); %d hole px in no face's frame yet -> next pass", how, len(found),
+             int(uncovered.sum()))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from . import imageio
 from .align import ALIGN_MODES, note, plan
 from .guidance import convert as convert_guidance
 from .precision import autocast
-from .windows import crop_boxes, paste, take
+from .windows import crop_boxes, inside, paste, take
 
 
 
@@ -145,7 +145,7 @@ class NetworkInpainter(nn.Module, Inpainter):
             crop = take(work, box)
             # mirrored with the image: past the border, a mirrored hole pixel holds what the hole hides, so it
             # is hole too (never context the model could copy the removed content back from)
-            crop_hole = take(remaining.astype(np.uint8), box)
+            crop_hole = take(remaining.view(np.uint8), box)  # a view: no whole-image copy per window
             crop_guidance = {k: take(v, box) for k, v in guidance.items()}
             if box.side != res:
                 crop = cv2.resize(crop, (res, res), interpolation=cv2.INTER_AREA if box.side > res else cv2.INTER_CUBIC)
@@ -157,5 +157,5 @@ class NetworkInpainter(nn.Module, Inpainter):
             if box.side != res:
                 result = cv2.resize(result, (box.side, box.side), interpolation=cv2.INTER_CUBIC)
             paste(work, result, box, group)
-            remaining &= ~group
+            remaining[inside(box, remaining.shape)] &= ~group
         return work

@@ -3,7 +3,8 @@
 
 A :class:`CropBox` may reach past the image border; :func:`take` mirrors the image there (and the hole with it:
 the mirror image of a hole pixel shows what the hole hides, so it is hole, never context); :func:`paste` copies a
-window back at a group of hole pixels only.
+window back at a group of hole pixels only. A group is a bool mask of the box's part inside the image
+(:func:`inside`), so many small holes on a large photo cost their windows, not a whole-image mask each.
 """
 from __future__ import annotations
 
@@ -22,9 +23,16 @@ class CropBox:
     side: int
 
 
+def inside(box: CropBox, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The part of ``box`` inside an image of ``shape`` (``h, w, ...``), as ``(rows, columns)`` slices of the image."""
+    return (slice(max(0, box.y0), min(shape[0], box.y0 + box.side)),
+            slice(max(0, box.x0), min(shape[1], box.x0 + box.side)))
+
+
 def crop_boxes(hole: np.ndarray, min_side: int, margin: float = 0.5) -> list[tuple[CropBox, np.ndarray]]:
     """One square window per group of nearby holes: side = max(min_side, hole extent * (1 + 2*margin)),
-    centred on the group and moved inside the image where it fits. Returns ``(box, group_hole)`` pairs."""
+    centred on the group and moved inside the image where it fits. Returns ``(box, group)`` pairs; ``group`` is the
+    group's hole over ``hole[inside(box, hole.shape)]`` (the box's part inside the image, where the group lies)."""
     h, w = hole.shape
     if max(h, w) <= min_side:  # small image: one window, padded
         return [(CropBox(0, 0, min_side), hole)]
@@ -35,9 +43,6 @@ def crop_boxes(hole: np.ndarray, min_side: int, margin: float = 0.5) -> list[tup
     out = []
     for i in range(1, n):
         x, y, bw, bh = stats[i, :4]
-        group = hole & (labels == i)
-        if not group.any():
-            continue
         side = int(max(min_side, np.ceil(max(bw, bh) * (1 + 2 * margin))))
         side = min(side, max(h, w))
         cy, cx = y + bh / 2, x + bw / 2
@@ -46,7 +51,11 @@ def crop_boxes(hole: np.ndarray, min_side: int, margin: float = 0.5) -> list[tup
         # keep the window inside the image along each axis where the image is long enough
         y0 = min(max(y0, 0), h - side) if side <= h else (h - side) // 2
         x0 = min(max(x0, 0), w - side) if side <= w else (w - side) // 2
-        out.append((CropBox(y0, x0, side), group))
+        box = CropBox(y0, x0, side)
+        rows, cols = inside(box, hole.shape)
+        group = hole[rows, cols] & (labels[rows, cols] == i)  # the window only, not a whole-image pass per group
+        if group.any():
+            out.append((box, group))
     return out
 
 
@@ -63,10 +72,9 @@ def take(arr: np.ndarray, box: CropBox) -> np.ndarray:
 
 
 def paste(work: np.ndarray, result: np.ndarray, box: CropBox, group: np.ndarray) -> None:
-    """Copy ``result`` (the window) into ``work`` at the pixels of ``group`` only."""
-    h, w = group.shape
-    y0, y1 = max(0, box.y0), min(h, box.y0 + box.side)
-    x0, x1 = max(0, box.x0), min(w, box.x0 + box.side)
-    region = result[y0 - box.y0:y1 - box.y0, x0 - box.x0:x1 - box.x0]
-    sel = group[y0:y1, x0:x1]
-    work[y0:y1, x0:x1][sel] = region[sel]
+    """Copy ``result`` (the window) into ``work`` at the pixels of ``group`` only: a mask of the box's part inside
+    the image (as :func:`crop_boxes` gives) or of the whole image (the two agree where that part is the image)."""
+    rows, cols = inside(box, work.shape)
+    region = result[rows.start - box.y0:rows.stop - box.y0, cols.start - box.x0:cols.stop - box.x0]
+    sel = group[rows, cols] if group.shape == work.shape[:2] else group
+    work[rows, cols][sel] = region[sel]

@@ -208,6 +208,27 @@ def test_two_faces_each_hole_in_its_own_frame():
 
 
 @needs_dlib
+def test_a_face_only_a_later_pass_finds_still_gets_its_hole():
+    """Two people, two holes: the first pass (hole pre-filled) finds the portrait only -- the astronaut's eyes and
+    mouth are covered, the image as given shows her face -- and her hole still goes to her own frame, not to a
+    generic crop."""
+    from facefill.demo import demo_image, demo_mask
+
+    astronaut, covered = np.asarray(demo_image()), np.asarray(demo_mask()) > 0
+    canvas = np.full((560, 1000, 3), 200, np.uint8)
+    canvas[20:532, :512] = astronaut
+    canvas[80:480, 560:960] = _portrait(0, 400)
+    hole = _mouth_hole(canvas.shape[:2], 560, 80, 400)
+    hole[20:532, :512] |= covered
+    with align.decisions() as notes:
+        pairs = align.plan(canvas, hole, 128)
+    assert len(pairs) == 2, notes
+    left, right = sorted((p for _, p in pairs), key=lambda p: np.nonzero(p)[1].mean())
+    assert not (left & right).any() and np.array_equal(left | right, hole)
+    assert left[:, :512].sum() == covered.sum()
+
+
+@needs_dlib
 def test_face_at_the_border_pads_the_aligned_window():
     full = _portrait(1, 512)
     image = np.ascontiguousarray(full[:, 140:])  # the left part of the face is outside the photo

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..inpainter import Inpainter
-from ..windows import crop_boxes
+from ..windows import crop_boxes, inside
 from ..registry import register_model
 
 
@@ -70,13 +70,11 @@ class BiharmonicInpainter(Inpainter):
         out = rgb.copy()
         remaining = hole.copy()
         for box, group in crop_boxes(hole, self.crop_size, self.margin):
-            ys = slice(max(0, box.y0), min(h, box.y0 + box.side))
-            xs = slice(max(0, box.x0), min(w, box.x0 + box.side))
+            ys, xs = inside(box, hole.shape)
             # holes of other groups inside this crop stay unknown (solved, not pasted); filled ones are context
             filled = _biharmonic(out[ys, xs], remaining[ys, xs])
-            sel = group[ys, xs]
-            out[ys, xs][sel] = filled[sel]
-            remaining &= ~group
+            out[ys, xs][group] = filled[group]  # group: the hole of this window (box inside the image)
+            remaining[ys, xs] &= ~group
         return out
 
 
