@@ -1,6 +1,8 @@
 """SC-FEGAN training data: the HED port, sketch strokes, colour maps, face-part masks, FaceFolder guidance."""
 from __future__ import annotations
 
+import contextlib
+
 import cv2
 import numpy as np
 import pytest
@@ -115,7 +117,71 @@ def test_color_maker_inside_hole_only(tmp_path):
                                                                            key="k")
     assert c.shape == (128, 128, 3) and c[hole == 0].max() == 0 and c[hole == 1].min() > 0
     assert np.allclose(c[50, 40], np.array([220, 220, 220]) / 255, atol=0.05)  # the rectangle's colour
-    assert (tmp_path / "k.color.png").is_file()
+    assert (tmp_path / "k.color-n16-c10-b2.png").is_file()  # the parameters name the cache entry
+
+
+def test_color_cache_entries_follow_the_parameters(tmp_path):
+    """A ColorMaker with other parameters must not read back a map cached with the old ones."""
+    y, x = np.mgrid[:64, :64]
+    rgb = np.stack([x * 4, y * 4, (x + y) * 2], -1).astype(np.uint8)
+    hole, rng = np.ones((64, 64), np.uint8), np.random.default_rng(0)
+    ColorMaker(n_segments=64, bilateral_passes=2, cache_dir=tmp_path)(rgb, hole, rng, key="k")
+    coarse = ColorMaker(n_segments=4, bilateral_passes=0, cache_dir=tmp_path)(rgb, hole, rng, key="k")
+    assert np.array_equal(coarse, color_map(rgb, 4, 10.0, 0).astype(np.float32) / 255)
+    assert ColorMaker(cache_dir=tmp_path).cache.path("k").name == "k.color.png"  # existing default caches stay valid
+
+
+def test_sketch_edges_are_the_same_cached_or_not(tmp_path, monkeypatch):
+    """A sample's sketch must not change between the epoch that fills the cache and a later (or resumed) read."""
+    from facefill.data import sketch as sketch_module
+
+    soft = np.random.default_rng(0).uniform(0, 1, (64, 64)).astype(np.float32)  # HED-like soft probabilities
+    monkeypatch.setattr(sketch_module, "edge_map", lambda rgb, method, device: soft.copy())
+    rgb, hole = np.zeros((64, 64, 3), np.uint8), np.ones((64, 64), np.uint8)
+    maker = SketchMaker("canny", cache_dir=tmp_path)
+    first = maker.edges(rgb, key="k")   # computed and stored
+    again = maker.edges(rgb, key="k")   # read back from the PNG
+    assert np.array_equal(first, again) and np.array_equal(first, SketchMaker("canny").edges(rgb))
+    for seed in range(5):
+        a = SketchMaker("canny", cache_dir=tmp_path / "fresh")(rgb, hole, np.random.default_rng(seed), key=str(seed))
+        b = SketchMaker("canny", cache_dir=tmp_path / "fresh")(rgb, hole, np.random.default_rng(seed), key=str(seed))
+        assert np.array_equal(a, b)
+
+
+def test_map_cache_concurrent_writers_of_one_key(tmp_path, monkeypatch):
+    """Two DataLoader workers filling the same entry at once (e.g. an epoch boundary) must both succeed."""
+    import threading
+
+    from facefill.data.map_cache import MapCache
+
+    barrier = threading.Barrier(2, timeout=5)
+
+    def together(real):
+        def call(*args, **kw):
+            out = real(*args, **kw)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()  # both writers are past their PNG before either renames
+            return out
+        return call
+
+    monkeypatch.setattr(cv2, "imwrite", together(cv2.imwrite))
+    monkeypatch.setattr(cv2, "imencode", together(cv2.imencode))
+    cache, errors = MapCache(tmp_path, "hed"), []
+    arr = np.arange(64 * 64, dtype=np.uint32).reshape(64, 64).astype(np.uint8)
+
+    def write():
+        try:
+            cache.write("00017", arr)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and np.array_equal(cache.read("00017", (64, 64)), arr)
+    assert [p.name for p in tmp_path.iterdir()] == ["00017.hed.png"]  # no temporary files left behind
 
 
 def test_face_masks_cover_face_parts_and_are_seeded():

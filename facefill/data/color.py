@@ -93,12 +93,20 @@ class ColorMaker:
     """Training colour map of one sample: ``(rgb uint8 HxWx3, hole HxW, rng, key=None) -> float32 HxWx3`` in
     [0, 1], the median colours inside the hole, 0 elsewhere. Painted black is lifted to 1/255 so it stays
     "painted". A colour map costs ~0.8 s at 256 px on one CPU core (20 bilateral passes + SLIC): with
-    ``cache_dir`` the map of each ``key`` is computed once (with ``n_segments`` exactly, no jitter) and reused."""
+    ``cache_dir`` the map of each ``key`` is computed once (with ``n_segments`` exactly, no jitter) and reused; the
+    cache entries are named by the parameters (:meth:`cache_kind`)."""
 
     def __init__(self, n_segments: int = 64, compactness: float = 10.0, bilateral_passes: int = 20,
                  cache_dir: str | Path | None = None):
         self.n_segments, self.compactness, self.bilateral_passes = n_segments, compactness, bilateral_passes
-        self.cache = MapCache(cache_dir, "color", color=True) if cache_dir else None
+        self.cache = MapCache(cache_dir, self.cache_kind(), color=True) if cache_dir else None
+
+    def cache_kind(self) -> str:
+        """The cache entries' kind: every parameter that changes the map is in it, so maps made with other
+        parameters are never read back (the defaults keep the plain ``color`` of existing caches)."""
+        if (self.n_segments, self.compactness, self.bilateral_passes) == (64, 10.0, 20):
+            return "color"
+        return f"color-n{self.n_segments}-c{self.compactness:g}-b{self.bilateral_passes}"
 
     def cached(self, key: str | None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
         """The cached map of ``key`` (uint8 ``HxWx3``), or None when there is none (of this ``shape``)."""

@@ -1,10 +1,14 @@
 """A folder of cached uint8 training maps (SC-FEGAN's edge and colour maps), one PNG per key.
 
 ``MapCache(folder, kind, color)`` keeps ``FOLDER/KEY.KIND.png``: grey ``HxW`` maps, or RGB ``HxWx3`` ones with
-``color=True``. Writes are atomic (a temporary file, then a rename), so a reader never sees half a map.
+``color=True``. Writes are atomic (a temporary file of the writer's own, flushed to disk, then a rename), so a
+reader never sees half a map and two workers writing the same key at once do not trip over each other.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -32,6 +36,18 @@ class MapCache:
         """Store ``arr`` (uint8 ``HxW``, or ``HxWx3`` RGB) as the map of ``key``."""
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        cv2.imwrite(str(tmp), np.ascontiguousarray(arr[..., ::-1] if self.color else arr))
-        tmp.replace(path)
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(arr[..., ::-1] if self.color else arr))
+        if not ok:
+            raise OSError(f"could not encode the {self.kind} map of {key!r} as PNG")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), 0o644)
+                f.write(png.tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

@@ -214,10 +214,12 @@ class SketchMaker:
         cached = self.cached(key, rgb.shape[:2])
         if cached is not None:
             return cached
-        edges = edge_map(rgb, self.method, self.device)
+        # quantised as the cache stores it, so a sample's sketch is the same whether its map was just computed,
+        # read back from the cache (a later epoch, a resumed run) or never cached
+        edges = np.round(edge_map(rgb, self.method, self.device) * 255).astype(np.uint8)
         if self.cache is not None and key:
-            self.store(key, edges)
-        return edges
+            self.cache.write(key, edges)
+        return edges.astype(np.float32) / 255
 
     def edges_batch(self, rgbs: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
         """Edge maps of several same-sized faces; HED runs as one batch on ``device``."""
