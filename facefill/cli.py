@@ -417,15 +417,19 @@ def export(
                                          "which `--set init_from=DIR` continues from"),
 ) -> None:
     """Export a run's generator as fp16 weights that `facefill.load(FOLDER)` reads."""
+    from .pretrained import WeightsError
     from .train import export as run_export
     from .train import save_state
 
     if not (run_dir / "checkpoint.pt").is_file():
         _fail(f"no checkpoint.pt in {run_dir}")
-    path = run_export(run_dir, output, use_ema=not raw)
-    typer.echo(f"wrote {path}")
-    if state is not None:
-        typer.echo(f"wrote {save_state(run_dir, state)}")
+    try:
+        path = run_export(run_dir, output, use_ema=not raw)
+        typer.echo(f"wrote {path}")
+        if state is not None:
+            typer.echo(f"wrote {save_state(run_dir, state)}")
+    except (WeightsError, OSError, KeyError, ValueError) as exc:  # a broken checkpoint, an unwritable folder
+        _fail(f"cannot export {run_dir}: {str(exc).strip(chr(34))}")
     if readme is not None:
         from .evaluation.quality import replace_block
         from .pretrained import read_config

@@ -7,9 +7,11 @@ import json
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .registry import create_model, model_names, weights_path
@@ -19,6 +21,38 @@ class WeightsError(RuntimeError):
     """Weights that are missing or do not fit the model; the message says which and why."""
 
 
+class ConfigError(WeightsError, ValueError):
+    """A weights folder's ``config.json`` that is not JSON, not an object, or names no usable model."""
+
+
+def cast_floats(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` in ``dtype`` when it is floating point and its values fit ``dtype``'s range; a tensor with a
+    finite value beyond it (fp16 tops out at 65504: a BatchNorm running_var, a large weight) keeps its own
+    precision instead of turning into inf. Integer tensors are returned as they are."""
+    if not tensor.is_floating_point() or tensor.dtype == dtype:
+        return tensor
+    if tensor.numel() and torch.finfo(dtype).max < torch.finfo(tensor.dtype).max:
+        peak = tensor.detach().abs().max()
+        if torch.isfinite(peak) and peak > torch.finfo(dtype).max:
+            return tensor
+    return tensor.to(dtype)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, or ``ValueError`` saying why it cannot be used on this machine."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine (use device='cpu')")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available on this machine (use device='cpu')")
+    return dev
+
+
 def save_pretrained(model, directory: str | os.PathLike, dtype: torch.dtype = torch.float16,
                     extra: dict | None = None) -> Path:
     """Write ``config.json`` + ``model.safetensors`` of an (unwrapped) model atomically into ``directory``."""
@@ -26,16 +60,31 @@ def save_pretrained(model, directory: str | os.PathLike, dtype: torch.dtype = to
     model = getattr(model, "_orig_mod", model)  # torch.compile
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-             for k, v in model.state_dict().items()}
-    config = {"model": model.name, "config": model.config, **(extra or {})}
-    for name, write in (("model.safetensors", lambda p: save_file(state, p)),
-                        ("config.json", lambda p: Path(p).write_text(json.dumps(config, indent=2) + "\n"))):
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-        os.close(fd)
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; weights are meant to be read by anyone
-        os.replace(tmp, directory / name)
+    state = model.state_dict()
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise WeightsError(f"{model.name} has non-finite (inf/NaN) values in {bad[:5]}: not writing them")
+    state = {k: cast_floats(v.detach().cpu(), dtype).contiguous() for k, v in state.items()}
+    kept = [k for k, v in state.items() if v.is_floating_point() and v.dtype != dtype]
+    if kept:
+        warnings.warn(f"{kept[:5]} hold values beyond {dtype}'s range: written in their own precision",
+                      stacklevel=2)
+    # everything is serialised before anything is replaced: a config that cannot be written (or a failed write)
+    # leaves the folder's previous weights as they were, not new tensors beside an old config.json
+    text = json.dumps({"model": model.name, "config": model.config, **(extra or {})}, indent=2) + "\n"
+    tmps: dict[str, str] = {}
+    try:
+        for name, write in (("model.safetensors", lambda p: save_file(state, p)),
+                            ("config.json", lambda p: Path(p).write_text(text))):
+            fd, tmps[name] = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+            os.close(fd)
+            write(tmps[name])
+            os.chmod(tmps[name], 0o644)  # mkstemp creates 0600; weights are meant to be read by anyone
+        for name in ("model.safetensors", "config.json"):
+            os.replace(tmps.pop(name), directory / name)
+    finally:
+        for tmp in tmps.values():
+            Path(tmp).unlink(missing_ok=True)
     return directory
 
 
@@ -43,24 +92,30 @@ def read_config(directory: str | os.PathLike) -> dict:
     path = Path(directory) / "config.json"
     if not path.is_file():
         raise WeightsError(f"no config.json in {directory}")
-    return json.loads(path.read_text())
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"{path} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} is not a JSON object")
+    return config
 
 
 def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     """Load a model by registered name (its shipped weights), from a weights folder (``config.json`` +
     ``model.safetensors``) or from a training run (a run folder holding ``checkpoint.pt``, or a ``.pt`` checkpoint:
     its EMA generator in fp32, see ``load_run``). Returns it in eval mode."""
+    check_device(device)
     directory = Path(name_or_dir)
     is_run = (directory.suffix == ".pt" and directory.is_file()) or \
         ((directory / "checkpoint.pt").is_file() and not (directory / "model.safetensors").is_file())
     if is_run:
-        try:
-            return load_run(directory)[0].to(device)
-        except (KeyError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
-            raise WeightsError(f"{directory} is not a facefill training checkpoint that fits its model: "
-                               f"{err}") from err
+        return load_run(directory)[0].to(device)
     if not (directory / "config.json").is_file():
         name = str(name_or_dir)
+        if name not in model_names() and directory.is_dir():
+            raise WeightsError(f"{directory} holds no config.json: a weights folder holds config.json + "
+                               "model.safetensors, a training run checkpoint.pt")
         if name not in model_names():
             raise KeyError(f"unknown model {name!r}; available: {', '.join(model_names())} "
                            "(or give a folder with config.json + model.safetensors, or a training run)")
@@ -73,8 +128,26 @@ def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device =
                                f"train it with `facefill train --model {name}` or pick one that does "
                                "(`facefill models`)")
     config = read_config(directory)
-    model = create_model(config["model"], **config["config"])
-    state = load_file(str(directory / "model.safetensors"))
+    if "model_args" in config and "config" not in config:
+        raise WeightsError(f"{directory} is a training run without a checkpoint.pt yet: nothing to load")
+    if not isinstance(config.get("model"), str) or not isinstance(config.get("config"), dict):
+        raise ConfigError(f"{directory / 'config.json'} names no model: it needs \"model\" (a registered name) "
+                          "and \"config\" (its constructor arguments)")
+    try:
+        model = create_model(config["model"], **config["config"])
+    except (KeyError, TypeError) as err:  # an unknown name, arguments the model does not take
+        raise ConfigError(f"{directory / 'config.json'} does not describe a model: "
+                          f"{str(err).strip(chr(34))}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"{directory / 'config.json'} names {config['model']!r}, which has no weights to load")
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise WeightsError(f"no model.safetensors in {directory} (a weights folder holds config.json + "
+                           "model.safetensors)")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise WeightsError(f"{weights} cannot be read as safetensors (corrupt or cut short?): {err}") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -82,6 +155,9 @@ def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device =
     if missing or unexpected or wrong:
         raise WeightsError(f"weights in {directory} do not fit {config['model']}: "
                            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
+    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    if bad:
+        raise WeightsError(f"weights in {directory} hold non-finite (inf/NaN) values in {bad[:5]}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     model.frame = config.get("frame")
     return model.to(device).eval()
@@ -97,10 +173,14 @@ def load_run(run: str | Path, use_ema: bool = True) -> tuple[torch.nn.Module, di
     from .data.faces import list_images
 
     path = Path(run)
-    ckpt = torch.load(path / "checkpoint.pt" if path.is_dir() else path, map_location="cpu", weights_only=False)
-    cfg = ckpt["config"]
-    model = create_model(cfg["model"], **cfg["model_args"])
-    model.load_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["generator"])
+    try:
+        ckpt = torch.load(path / "checkpoint.pt" if path.is_dir() else path, map_location="cpu",
+                          weights_only=False)
+        cfg = ckpt["config"]
+        model = create_model(cfg["model"], **cfg["model_args"])
+        model.load_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") is not None else ckpt["generator"])
+    except (KeyError, TypeError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        raise WeightsError(f"{path} is not a facefill training checkpoint that fits its model: {err}") from err
     frame = cfg.get("frame") or None  # the native side of the training crops (see NetworkInpainter.frame)
     if frame is None:
         try:

@@ -431,6 +431,9 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
     return save_pretrained(model, dest, extra={"training": training, "frame": model.frame})
 
 
+STATE_SHARD_BYTES = 12 * 2**20  # the largest file save_state writes
+
+
 def save_state(run_dir: str | Path, dest: str | Path) -> Path:
     """Write a compact, committable training state of a run into ``dest/state-NNN.safetensors`` (<= 12 MiB
     shards): the generator in fp16, the discriminator in fp16 once the adversarial loss has started (before that
@@ -441,33 +444,57 @@ def save_state(run_dir: str | Path, dest: str | Path) -> Path:
     less than one optimizer step."""
     from safetensors.torch import save_file
 
+    from .pretrained import cast_floats
+
     ckpt = torch.load(Path(run_dir) / "checkpoint.pt", map_location="cpu", weights_only=False)
     cfg = ckpt["config"]
-    tensors = {f"generator.{k}": v.half() if v.is_floating_point() else v for k, v in ckpt["generator"].items()}
+    # fp16 where the values fit (a tensor with values beyond 65504 stays fp32 rather than becoming inf)
+    tensors = {f"generator.{k}": cast_floats(v, torch.float16) for k, v in ckpt["generator"].items()}
     if cfg["gan_weight"] > 0 and ckpt["step"] > cfg["gan_start"]:
-        tensors.update({f"discriminator.{k}": v.half() if v.is_floating_point() else v
+        tensors.update({f"discriminator.{k}": cast_floats(v, torch.float16)
                         for k, v in ckpt["discriminator"].items()})
     meta = {"step": ckpt["step"], "config": cfg, "train_seconds": ckpt["train_seconds"],
             "images_seen": ckpt["images_seen"], "hardware": ckpt["hardware"],
             "recipe_history": ckpt.get("recipe_history", []), "torch_rng": ckpt["rng"]["torch"].tolist()}
-    dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    for old in dest.glob("state-*.safetensors"):
-        old.unlink()
+    # each shard's file, safetensors header (its metadata and one entry per tensor) included, stays within
+    # STATE_SHARD_BYTES: a tensor larger than what is left of that is stored flat in pieces named NAME#IofN
+    header = len(json.dumps({"meta": json.dumps({**meta, "shards": 10 ** 6})})) + 1024
+    budget = STATE_SHARD_BYTES - header
     shards, current, size = [], {}, 0
     for k, v in tensors.items():
-        nbytes = v.numel() * v.element_size()
-        if current and size + nbytes > 12 * 2**20:
-            shards.append(current)
-            current, size = {}, 0
-        current[k] = v.contiguous()
-        size += nbytes
+        v = v.contiguous()
+        per = max(1, (budget - len(k) - 256) // v.element_size())
+        pieces = [v] if v.numel() <= per else [p.clone() for p in v.reshape(-1).split(per)]
+        for i, piece in enumerate(pieces):
+            key = k if len(pieces) == 1 else f"{k}#{i}of{len(pieces)}"
+            nbytes = piece.numel() * piece.element_size() + len(key) + 128
+            if current and size + nbytes > budget:
+                shards.append(current)
+                current, size = {}, 0
+            current[key] = piece
+            size += nbytes
     shards.append(current)
-    for i, shard in enumerate(shards):
-        tmp = dest / f".state-{i:03d}.tmp"
-        save_file(shard, str(tmp), metadata={"meta": json.dumps(meta)})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest / f"state-{i:03d}.safetensors")
+    meta["shards"] = len(shards)  # restore_state refuses a state with shards missing or from another export
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    # all shards are written before any is replaced, and stale ones go last: a failure leaves the previous state
+    tmps = []
+    try:
+        for i, shard in enumerate(shards):
+            tmp = dest / f".state-{i:03d}.tmp"
+            tmps.append(tmp)
+            save_file(shard, str(tmp), metadata={"meta": json.dumps(meta)})
+            os.chmod(tmp, 0o644)
+        for i, tmp in enumerate(tmps):
+            os.replace(tmp, dest / f"state-{i:03d}.safetensors")
+        tmps = []
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+    keep = {f"state-{i:03d}.safetensors" for i in range(len(shards))}
+    for old in dest.glob("state-*.safetensors"):
+        if old.name not in keep:
+            old.unlink()
     return dest
 
 
@@ -482,11 +509,25 @@ def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
     paths = sorted(Path(state_dir).glob("state-*.safetensors"))
     if not paths:
         raise FileNotFoundError(f"no training state (state-*.safetensors) in {state_dir}")
-    tensors = {}
+    tensors, metas = {}, set()
     for path in paths:
         with safe_open(str(path), "pt") as f:
-            meta = json.loads(f.metadata()["meta"])
+            metas.add((f.metadata() or {}).get("meta"))
             tensors.update({k: f.get_tensor(k) for k in f.keys()})
+    meta = json.loads(next(iter(metas)) or "null")
+    if len(metas) > 1 or not isinstance(meta, dict) or len(paths) != meta.get("shards", len(paths)):
+        raise ValueError(f"the training state in {state_dir} is incomplete or mixes two exports ({len(paths)} "
+                         "shards): export it again")
+    pieces: dict[str, dict[int, torch.Tensor]] = {}
+    counts: dict[str, int] = {}
+    for key in [k for k in tensors if "#" in k]:  # a large tensor, stored flat in pieces NAME#IofN
+        name, _, part = key.rpartition("#")
+        i, counts[name] = (int(x) for x in part.split("of"))
+        pieces.setdefault(name, {})[i] = tensors.pop(key)
+    for name, got in pieces.items():
+        if sorted(got) != list(range(counts[name])):
+            raise ValueError(f"the training state in {state_dir} lacks pieces of {name}: export it again")
+        tensors[name] = torch.cat([got[i] for i in range(counts[name])])  # shaped like the model's below
     cfg = meta["config"]
     torch.manual_seed(cfg["seed"])  # the discriminator's initialisation, as in train()
     gen = create_model(cfg["model"], **cfg["model_args"])
@@ -494,7 +535,9 @@ def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
 
     def part(prefix: str, model: torch.nn.Module) -> dict:
         ref = model.state_dict()
-        return {k[len(prefix):]: v.to(ref[k[len(prefix):]].dtype) for k, v in tensors.items() if k.startswith(prefix)}
+        return {k[len(prefix):]: v.to(ref[k[len(prefix):]].dtype).reshape(ref[k[len(prefix):]].shape)
+                if k[len(prefix):] in ref and v.numel() == ref[k[len(prefix):]].numel() else v
+                for k, v in tensors.items() if k.startswith(prefix)}
 
     gen.load_state_dict(part("generator.", gen))
     if any(k.startswith("discriminator.") for k in tensors):

@@ -219,3 +219,19 @@ def test_bad_threshold_is_a_clear_error(tmp_path, command, threshold):
                                  "--threshold", threshold])
     assert result.exit_code == 2 and "--threshold must be in (0, 1]" in result.output, result.output
     assert not out.exists()
+
+
+def test_export_and_device_errors_are_clean(tmp_path, tiny_weights):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    broken = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "w")])
+    assert broken.exit_code == 2 and "not a facefill training checkpoint" in broken.output
+    assert not (tmp_path / "w").exists()
+    img, mask = _pair(tmp_path / "in")
+    args = ["inpaint", str(img), "-m", str(mask), "-o", str(tmp_path / "out.png"), "--model", str(tiny_weights)]
+    bad_device = runner.invoke(app, args + ["--device", "gpu"])
+    assert bad_device.exit_code == 2 and "not a torch device" in bad_device.output
+    (tiny_weights / "model.safetensors").write_bytes(b"garbage")
+    corrupt = runner.invoke(app, args)
+    assert corrupt.exit_code == 2 and "cannot be read as safetensors" in corrupt.output

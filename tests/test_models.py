@@ -155,3 +155,82 @@ def test_contextual_attention_matches_in_fp32_under_bf16_autocast():
         y_amp, flow_amp = ca(f, b, mask)
     assert torch.equal(flow, flow_amp)
     assert (y_amp.float() - y).abs().max() < 1e-5
+
+
+def test_fp16_weights_keep_values_beyond_its_range(tmp_path):
+    """fp16 tops out at 65504: a tensor with a larger value is written in fp32, not as inf; the others in fp16."""
+    from safetensors.torch import load_file
+
+    model = create_model("deepfill_v2_tiny")
+    key = next(k for k in model.state_dict() if k.endswith("weight"))
+    with torch.no_grad():
+        model.state_dict()[key].view(-1)[0] = 1e5
+    with pytest.warns(UserWarning, match="beyond"):
+        folder = save_pretrained(model, tmp_path / "w")
+    stored = load_file(str(folder / "model.safetensors"))
+    assert stored[key].dtype == torch.float32 and stored[key].view(-1)[0] == 1e5
+    assert all(v.dtype == torch.float16 for k, v in stored.items() if k != key and v.is_floating_point())
+    loaded = load_pretrained(folder)
+    assert all(torch.isfinite(v).all() for v in loaded.state_dict().values())
+    with torch.no_grad():
+        model.state_dict()[key].view(-1)[0] = float("nan")
+    with pytest.raises(WeightsError, match="non-finite"):
+        save_pretrained(model, tmp_path / "nan")
+
+
+def test_a_failed_save_leaves_the_previous_weights(tmp_path, monkeypatch):
+    from facefill import pretrained
+
+    folder = save_pretrained(create_model("deepfill_v2_tiny"), tmp_path / "w")
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    with pytest.raises(TypeError):  # a config that cannot be written: nothing is replaced
+        save_pretrained(create_model("deepfill_v2_tiny", cnum=16), folder, extra={"frame": object()})
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pretrained, "save_file", disk_full)
+    with pytest.raises(OSError):
+        save_pretrained(create_model("deepfill_v2_tiny", cnum=16), folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no half-written files, no temp files
+    load_pretrained(folder)
+
+
+@pytest.mark.parametrize("case", ["no_safetensors", "corrupt", "cut_short", "not_json", "a_list", "unknown_model",
+                                  "unknown_argument", "no_config", "empty_folder"])
+def test_broken_weights_folders_fail_clearly(tmp_path, case):
+    import json
+    import re
+
+    folder = save_pretrained(create_model("deepfill_v2_tiny"), tmp_path / "w")
+    weights, config = folder / "model.safetensors", folder / "config.json"
+    if case == "no_safetensors":
+        weights.unlink()
+    elif case == "corrupt":
+        weights.write_bytes(b"garbage" * 10)
+    elif case == "cut_short":
+        weights.write_bytes(weights.read_bytes()[:5000])
+    elif case == "not_json":
+        config.write_text("{oops")
+    elif case == "a_list":
+        config.write_text("[1, 2]")
+    elif case == "unknown_model":
+        config.write_text(json.dumps({"model": "no_such_model", "config": {}}))
+    elif case == "unknown_argument":
+        config.write_text(json.dumps({"model": "deepfill_v2_tiny", "config": {"bogus": 1}}))
+    elif case == "no_config":
+        config.write_text(json.dumps({"model": "deepfill_v2_tiny"}))
+    elif case == "empty_folder":
+        weights.unlink()
+        config.unlink()
+    with pytest.raises(WeightsError, match=re.escape(str(folder))):
+        load_pretrained(folder)
+
+
+def test_an_unusable_device_is_a_clear_error(tmp_path):
+    folder = save_pretrained(create_model("deepfill_v2_tiny"), tmp_path / "w")
+    with pytest.raises(ValueError, match="not a torch device"):
+        load_pretrained(folder, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            load_pretrained(folder, device="cuda")

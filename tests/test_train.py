@@ -286,3 +286,69 @@ def test_recipe_history_records_changes_across_resumes(face_folder, tmp_path):
     back = update_history(history, 4, history[0]["changes"])
     first = history[0]["changes"]
     assert back[-1] == {"step": 4, "changes": {k: first[k] for k in ("lr_g", "gan_start", "batch_size")}}
+
+
+def _fake_run(folder: Path, model: str = "glcic_tiny", seed: int = 3) -> dict:
+    """A run folder whose checkpoint.pt holds a model's generator and discriminator (trained weights need not be)."""
+    torch.manual_seed(seed)
+    gen = facefill.create_model(model)
+    disc = gen.build_discriminator()
+    cfg = config.to_dict(TrainConfig(model=model, gan_weight=0.1, gan_start=0, seed=seed))
+    ckpt = {"generator": gen.state_dict(), "discriminator": disc.state_dict(), "ema": gen.state_dict(),
+            "opt_g": None, "opt_d": None, "step": 10, "config": cfg, "rng": {"torch": torch.get_rng_state()},
+            "train_seconds": 5.0, "images_seen": 80, "hardware": ["test"], "recipe_history": []}
+    folder.mkdir(parents=True)
+    torch.save(ckpt, folder / "checkpoint.pt")
+    return ckpt
+
+
+def test_compact_state_shards_stay_within_the_limit(tmp_path, monkeypatch):
+    """Every shard file (header included) stays within the limit, a tensor larger than a shard is split and
+    joined again, values beyond fp16's range stay finite, and a state with a shard missing is refused."""
+    from facefill import train as train_mod
+    from facefill.train import restore_state, save_state
+
+    ckpt = _fake_run(tmp_path / "run")
+    key = next(k for k in ckpt["generator"] if k.endswith("running_var"))
+    ckpt["generator"][key][0] = 1e6
+    torch.save(ckpt, tmp_path / "run" / "checkpoint.pt")
+    monkeypatch.setattr(train_mod, "STATE_SHARD_BYTES", 48 * 2**10)  # smaller than the largest tensor + header
+    state = save_state(tmp_path / "run", tmp_path / "state")
+    shards = sorted(state.glob("state-*.safetensors"))
+    assert len(shards) > 3 and all(p.stat().st_size <= 48 * 2**10 for p in shards)
+    restore_state(state, tmp_path / "r" / "checkpoint.pt")
+    back = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    assert back["generator"][key][0] == 1e6
+    for part in ("generator", "discriminator"):
+        for k, v in ckpt[part].items():
+            assert torch.allclose(v.float(), back[part][k].float(), rtol=1e-3, atol=1e-4), (part, k)
+    shards[1].unlink()
+    with pytest.raises(ValueError, match="incomplete"):
+        restore_state(state, tmp_path / "r2" / "checkpoint.pt")
+    monkeypatch.setattr(train_mod, "STATE_SHARD_BYTES", 12 * 2**20)  # fewer shards: the stale ones go
+    assert [p.name for p in save_state(tmp_path / "run", state).glob("state-*")] == ["state-000.safetensors"]
+
+
+def test_a_failed_state_export_keeps_the_previous_state(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    from facefill import train as train_mod
+    from facefill.train import save_state
+
+    _fake_run(tmp_path / "run")
+    monkeypatch.setattr(train_mod, "STATE_SHARD_BYTES", 64 * 2**10, raising=False)
+    state = save_state(tmp_path / "run", tmp_path / "state")
+    before = {p.name: p.read_bytes() for p in state.iterdir()}
+    real, calls = safetensors.torch.save_file, []
+
+    def fails_on_the_last_shard(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == len(before):
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    _fake_run(tmp_path / "run2", seed=4)
+    monkeypatch.setattr(safetensors.torch, "save_file", fails_on_the_last_shard)
+    with pytest.raises(OSError):
+        save_state(tmp_path / "run2", state)
+    assert {p.name: p.read_bytes() for p in state.iterdir()} == before
