@@ -104,22 +104,13 @@ def read_config(directory: str | os.PathLike) -> dict:
 def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     """Load a model by registered name (its shipped weights), from a weights folder (``config.json`` +
     ``model.safetensors``) or from a training run (a run folder holding ``checkpoint.pt``, or a ``.pt`` checkpoint:
-    its EMA generator in fp32, see ``load_run``). Returns it in eval mode."""
+    its EMA generator in fp32, see ``load_run``). A bare registered name (a ``str``) always means that model,
+    even beside a folder of the same name; give such a folder as a path (``./deepfill_v2`` or a ``Path``).
+    Returns it in eval mode."""
     check_device(device)
-    directory = Path(name_or_dir)
-    is_run = (directory.suffix == ".pt" and directory.is_file()) or \
-        ((directory / "checkpoint.pt").is_file() and not (directory / "model.safetensors").is_file())
-    if is_run:
-        return load_run(directory)[0].to(device)
-    if not (directory / "config.json").is_file():
-        name = str(name_or_dir)
-        if name not in model_names() and directory.is_dir():
-            raise WeightsError(f"{directory} holds no config.json: a weights folder holds config.json + "
-                               "model.safetensors, a training run checkpoint.pt")
-        if name not in model_names():
-            raise KeyError(f"unknown model {name!r}; available: {', '.join(model_names())} "
-                           "(or give a folder with config.json + model.safetensors, or a training run)")
-        model = create_model(name)
+    name = str(name_or_dir)
+    if isinstance(name_or_dir, str) and name in model_names():  # a bare registered name always means the
+        model = create_model(name)                                # model; a same-named folder: ./deepfill_v2
         if not getattr(model, "config", None) or not isinstance(model, torch.nn.Module):
             return model  # classical: nothing to load
         directory = weights_path(name)
@@ -127,6 +118,17 @@ def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device =
             raise WeightsError(f"model {name!r} ships no trained weights ({directory} is missing); "
                                f"train it with `facefill train --model {name}` or pick one that does "
                                "(`facefill models`)")
+    else:
+        directory = Path(name_or_dir)
+        if (directory.suffix == ".pt" and directory.is_file()) or \
+                ((directory / "checkpoint.pt").is_file() and not (directory / "model.safetensors").is_file()):
+            return load_run(directory)[0].to(device)
+        if directory.is_dir() and not (directory / "config.json").is_file():
+            raise WeightsError(f"{directory} holds no config.json: a weights folder holds config.json + "
+                               "model.safetensors, a training run checkpoint.pt")
+        if not directory.is_dir():
+            raise KeyError(f"unknown model {name!r}; available: {', '.join(model_names())} "
+                           "(or give a folder with config.json + model.safetensors, or a training run)")
     config = read_config(directory)
     if "model_args" in config and "config" not in config:
         raise WeightsError(f"{directory} is a training run without a checkpoint.pt yet: nothing to load")

@@ -234,3 +234,16 @@ def test_an_unusable_device_is_a_clear_error(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             load_pretrained(folder, device="cuda")
+
+
+def test_a_registered_name_is_the_model_even_beside_a_same_named_folder(tmp_path, monkeypatch):
+    """`--model deepfill_v2` run where an output folder `deepfill_v2/` (or a run of that name) lies must load the
+    shipped model; the folder is loaded only when given as a path."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "deepfill_v2").mkdir()
+    (tmp_path / "deepfill_v2" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    model = load_pretrained("deepfill_v2")
+    assert isinstance(model, torch.nn.Module) and model.name == "deepfill_v2"
+    for as_path in ("./deepfill_v2", tmp_path / "deepfill_v2"):
+        with pytest.raises(WeightsError, match="not a facefill training checkpoint"):
+            load_pretrained(as_path)
