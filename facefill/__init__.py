@@ -3,7 +3,8 @@
     import facefill
     facefill.list_models()                  # [ModelInfo(name, description, has_weights), ...]
     model = facefill.load("deepfill_v2")    # shipped weights, CPU by default (device="cuda" to choose)
-    result = model.inpaint(image, mask)     # image: PIL.Image or HxWx3 uint8; mask: HxW, nonzero/white = hole
+    result = model.inpaint(image, mask)     # image: PIL.Image or HxWx3 uint8; mask: HxW, white = hole
+                                            # (>= threshold=0.5 of the full range; in a 0/1 mask, 1)
 """
 from __future__ import annotations
 

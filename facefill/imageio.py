@@ -153,6 +153,9 @@ def to_mask(mask, size: tuple[int, int], threshold: float = 0.5, resize: bool = 
             what: str = "mask") -> np.ndarray:
     """Normalise a mask to a boolean ``HxW`` array (True = hole) for an image of ``size`` = (width, height).
 
+    A pixel is a hole when its value is at least ``threshold`` of the full range (white = hole), except in a 0/1
+    mask (a bool or 0/1 integer array, or a grey image whose values are all 0 or 1), where 1 = hole.
+
     A size mismatch raises ``ImageError`` unless ``resize=True`` (nearest-neighbour resize to the image).
     """
     if not 0.0 < threshold <= 1.0:
@@ -161,8 +164,10 @@ def to_mask(mask, size: tuple[int, int], threshold: float = 0.5, resize: bool = 
         mask = read_image(mask, what)
     if isinstance(mask, Image.Image):
         _check_pixels(mask.size, what)
-        arr = _decode(mask, what)
-        unit = arr.astype(np.float32) / 255.0
+        if mask.mode in ("L", "I", "I;16", "I;16L", "I;16B") and mask.getextrema() == (0, 1):
+            unit = np.asarray(mask, dtype=np.float32)  # a 0/1 mask saved as an image, read like a 0/1 array
+        else:
+            unit = _decode(mask, what).astype(np.float32) / 255.0
     elif isinstance(mask, np.ndarray):
         if mask.ndim not in (2, 3) or (mask.ndim == 3 and mask.shape[2] not in (1, 3, 4)):
             raise ImageError(f"{what} array must be HxW, HxWx1, HxWx3 or HxWx4, got shape {mask.shape}")

@@ -2,7 +2,8 @@
 
 ``Inpainter.inpaint(image, mask, **guidance)`` is the public call for every model (neural or classical):
   - ``image``: PIL.Image or ``HxWx3`` / ``HxW`` / ``HxWx4`` array, any size and mode (see ``facefill.imageio``);
-  - ``mask``: PIL.Image or ``HxW`` array of the image's size; nonzero/white (>= ``threshold``) = hole;
+  - ``mask``: PIL.Image or ``HxW`` array of the image's size; white = hole: values >= ``threshold`` (default
+    0.5) of the full range, or 1 in a 0/1 mask (bool / 0-1 integer array, grey image of only 0 and 1);
   - ``**guidance``: user drawings named after the model's ``inputs`` (``sketch``, ``color``), read by
     ``facefill.guidance`` into float arrays in [0, 1] (sketch ``HxW``, colour ``HxWx3``) for ``inpaint_array``;
   - returns a PIL.Image of the input's size; pixels outside the hole are exactly the input's (alpha kept).

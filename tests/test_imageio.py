@@ -430,6 +430,18 @@ def test_zero_one_integer_masks(dtype):
     np.testing.assert_array_equal(imageio.to_mask(m, (6, 4)), m.astype(bool))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_zero_one_mask_saved_as_an_image(tmp_path, dtype):
+    """Image.fromarray(mask.astype(uint8)).save(...) of a 0/1 mask is common: 1 = hole, as in the array."""
+    m = np.zeros((4, 6), dtype)
+    m[1:3, 2:5] = 1
+    Image.fromarray(m).save(tmp_path / "m.png")
+    for mask in (Image.fromarray(m), tmp_path / "m.png"):
+        np.testing.assert_array_equal(imageio.to_mask(mask, (6, 4)), m.astype(bool))
+    soft = np.array([[0, 1, 2, 200]], np.uint8)  # values beyond 1: the full-range reading, 1 and 2 are no hole
+    np.testing.assert_array_equal(imageio.to_mask(Image.fromarray(soft), (4, 1)), [[False, False, False, True]])
+
+
 def test_bool_mask():
     m = np.zeros((4, 6), bool)
     m[0, 0] = m[3, 5] = True
