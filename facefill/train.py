@@ -276,8 +276,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     images = preload_faces(dataset.files, gen.resolution, device, threads=max(1, cfg.num_workers)) \
         if cfg.preload else None
     sampler = ResumableSampler(len(dataset), cfg.seed, start=images_seen, rank=rank, world=world)
+    # a generator of its own: without one, starting the loader draws its base seed from torch's global RNG, just
+    # after a resume restored it, so the resumed run's gradient-penalty / noise draws were one step off the
+    # uninterrupted run's (all of the data's randomness comes from the sampler's seeds, not from this)
     loader = iter(DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-                             pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0))
+                             pin_memory=device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+                             generator=torch.Generator().manual_seed(cfg.seed)))
     # a fixed batch for sample grids: the first images, fixed masks
     fixed = [dataset[(i, 1000 + i)] for i in range(min(4, len(dataset)))]
     fixed = {k: torch.stack([f[k] for f in fixed]).to(device) for k in fixed[0]}

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from facefill.data.faces import FaceFolder, ResumableSampler, load_face
+from facefill.data.faces import FaceFolder, ResumableSampler, list_images, load_face
 
 
 def test_item_contract(face_folder):
@@ -48,3 +48,17 @@ def test_loader_independent_of_workers(face_folder, workers):
     batches = list(itertools.islice(iter(loader), 2))
     got = torch.cat([b["mask"] for b in batches])
     assert torch.equal(got, torch.stack([r["mask"] for r in ref]))
+
+
+def test_hidden_files_and_folders_named_like_images_are_not_faces(face_folder):
+    """macOS leaves AppleDouble companions (``._NAME.jpg``, a resource fork, not an image) next to copied files;
+    they and a folder named ``x.jpg`` used to be listed as faces and crashed the loader when drawn."""
+    names = sorted(p.name for p in list_images(face_folder))
+    (face_folder / "._00.png").write_bytes(b"\x00\x05\x16\x07" + bytes(4092))
+    (face_folder / ".hidden.jpg").write_bytes(b"not an image")
+    (face_folder / "folder.jpg").mkdir()
+    (face_folder / "README.md").write_text("faces")
+    (face_folder / ".DS_Store").write_bytes(bytes(64))
+    ds = FaceFolder(face_folder, resolution=32)
+    assert [p.name for p in ds.files] == names
+    assert all(ds[(i, 0)]["image"].shape == (3, 32, 32) for i in range(len(ds)))

@@ -228,6 +228,31 @@ def test_precompute_fills_the_cache_once_with_the_maps_training_reads(face_folde
     assert np.array_equal(g.color.cached(files[2].stem), fresh.color.colors(rgb, None))
 
 
+def test_images_sharing_a_stem_do_not_share_cached_maps(tmp_path):
+    """``a.jpg`` and ``a.png`` in one folder: the cache was keyed by the stem, so the second read the first's maps."""
+    from PIL import Image
+
+    from facefill.data.faces import cache_keys, list_images
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    Image.fromarray(_shapes()).save(folder / "a.jpg", quality=95)
+    Image.fromarray(np.ascontiguousarray(_shapes()[::-1])).save(folder / "a.png")
+    Image.fromarray(np.ascontiguousarray(_shapes()[:, ::-1])).save(folder / "b.png")
+    files = list_images(folder)
+    assert cache_keys(files) == ["a.jpg", "a.png", "b"]
+    guided = FaceFolder(folder, resolution=64, flip=False, guidance=TrainingGuidance(
+        ("sketch", "color"), sketch_method="canny", cache_dir=tmp_path / "cache", drop=0.0))
+    for i in (0, 1, 2, 1):  # the last reads back the cache
+        guided[(i, 5)]
+    sketch = guided.guidance.sketch
+    edges = [SketchMaker("canny").edges(load_face(p, 64)) for p in files]
+    assert not np.array_equal(edges[0], edges[1])
+    assert all(np.array_equal(sketch.cached(k, (64, 64)), e) for k, e in zip(cache_keys(files), edges))
+    g = TrainingGuidance(("sketch", "color"), sketch_method="canny", cache_dir=tmp_path / "pre")
+    assert g.precompute(files, 64) == 3 and g.cached("a.png", (64, 64)) and not g.cached("a", (64, 64))
+
+
 def test_flipped_sample_mirrors_its_images_maps(tmp_path):
     g = TrainingGuidance(("sketch", "color"), sketch_method="canny", cache_dir=tmp_path, drop=0.0)
     hole = np.zeros((128, 128), np.uint8)

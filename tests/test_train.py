@@ -38,6 +38,17 @@ def test_train_resume_is_exact(face_folder, tmp_path):
     assert json.loads((tmp_path / "a" / "config.json").read_text())["steps"] == 4
 
 
+def test_resume_is_exact_for_a_model_drawing_from_torchs_rng(face_folder, tmp_path):
+    """WGAN-GP (DeepFill v1) draws its interpolation weights from torch's RNG. Starting the DataLoader drew its base
+    seed from that RNG right after a resume restored it, so the resumed run's draws were off the uninterrupted
+    run's. On the CPU, where those draws come from the generator the checkpoint restores."""
+    kw = dict(model="deepfill_v1_tiny", gan_weight=0.001, device="cpu")
+    train(_cfg(face_folder, tmp_path / "a", 4, **kw), progress=False)
+    train(_cfg(face_folder, tmp_path / "b", 2, **kw), progress=False)
+    train(_cfg(face_folder, tmp_path / "b", 4, **kw), resume=True, progress=False)
+    assert_same_training_state(tmp_path / "a", tmp_path / "b")
+
+
 def test_resume_reads_the_checkpoint_on_the_cpu(face_folder, tmp_path, monkeypatch):
     """torch.set_rng_state takes only a CPU ByteTensor: a checkpoint mapped onto the training device (cuda) made
     every GPU resume fail, the first segment from a restored compact state included. With no GPU here, a load

@@ -11,6 +11,7 @@ exactly the samples it would have seen without the interruption.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,24 @@ DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "dat
 
 
 def list_images(folder: str | Path) -> list[Path]:
+    """The images of ``folder``, sorted by name. Hidden files are left out: macOS writes an AppleDouble companion
+    ``._NAME.jpg`` (resource fork, not an image) next to each file it copies onto some drives or into archives;
+    so are folders whose names end like an image's."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not files:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
+
+
+def cache_keys(files: list[Path]) -> list[str]:
+    """The guidance-cache key of each of ``files``: its stem, or its whole name where another of ``files`` has the
+    same stem (``a.jpg`` and ``a.png``), so two images never read each other's sketch or colour maps."""
+    counts = Counter(p.stem for p in files)
+    return [p.stem if counts[p.stem] == 1 else p.name for p in files]
 
 
 def load_face(path: Path, resolution: int) -> np.ndarray:
@@ -91,7 +103,7 @@ class TrainingGuidance:
             return 0
         if (self.sketch or self.color).cache is None:
             raise ValueError("precompute needs a cache_dir")
-        todo = [p for p in files if not self.cached(p.stem, (resolution, resolution))]
+        todo = [(p, k) for p, k in zip(files, cache_keys(files)) if not self.cached(k, (resolution, resolution))]
         bar = None
         if progress:
             from tqdm import tqdm
@@ -103,13 +115,13 @@ class TrainingGuidance:
             with ThreadPoolExecutor(4) as readers:
                 for start in range(0, len(todo), batch):
                     chunk = todo[start:start + batch]
-                    rgbs = list(readers.map(lambda p: load_face(p, resolution), chunk))
+                    rgbs = list(readers.map(lambda pk: load_face(pk[0], resolution), chunk))
                     if self.sketch is not None:
-                        for path, edges in zip(chunk, self.sketch.edges_batch(rgbs, device)):
-                            self.sketch.store(path.stem, edges)
+                        for (_, key), edges in zip(chunk, self.sketch.edges_batch(rgbs, device)):
+                            self.sketch.store(key, edges)
                     if self.color is not None:
-                        for path, colors in zip(chunk, self.color.colors_batch(rgbs, device, pool)):
-                            self.color.store(path.stem, colors)
+                        for (_, key), colors in zip(chunk, self.color.colors_batch(rgbs, device, pool)):
+                            self.color.store(key, colors)
                     if bar is not None:
                         bar.update(len(chunk))
         finally:
@@ -155,6 +167,7 @@ class FaceFolder(Dataset):
     def __init__(self, root: str | Path, resolution: int = 256, flip: bool = True,
                  masks: MaskGenerator | None = None, decode: bool = True, guidance: TrainingGuidance | None = None):
         self.files = list_images(root)
+        self.keys = cache_keys(self.files)  # guidance-cache keys
         self.resolution = resolution
         self.flip = flip
         self.masks = masks or MaskGenerator()
@@ -179,7 +192,7 @@ class FaceFolder(Dataset):
         item = {"image": image, "mask": mask}
         if self.guidance is not None:
             rng_guidance = np.random.default_rng([sample_seed, 1])
-            item.update(self.guidance(img, mask[0].numpy(), rng_guidance, self.files[index].stem, flip))
+            item.update(self.guidance(img, mask[0].numpy(), rng_guidance, self.keys[index], flip))
         return item
 
 
