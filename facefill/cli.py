@@ -11,8 +11,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Face inpainting and editing: fill a marked region of a face photo with a plausible face part.")
-AMP_OPTION = typer.Option("auto", "--amp", help="network precision: auto (bf16 on CUDA and on CPUs with native bf16, "
-                          "about 2x faster there), bf16, or off (fp32)")
+AMP_OPTION = typer.Option("auto", "--amp", help="network precision: auto (bf16 on CUDA, and on CPUs with native bf16 "
+                          "where it measures faster), bf16, or off (fp32)")
 
 
 def _fail(message: str) -> None:

@@ -248,3 +248,28 @@ def test_bf16_inference_is_close_to_fp32_and_keeps_known_pixels(tiny_weights, mo
     assert calls and all(not enabled for _, enabled in calls)
     with pytest.raises(ValueError, match="amp must be one of"):
         facefill.load(str(tiny_weights), amp="fp16")
+
+
+@pytest.mark.parametrize("flags, speedup, expected", [("avx2", 5.0, False), ("avx512_bf16", 2.0, True),
+                                                       ("amx_bf16", 2.0, True), ("avx512_bf16", 0.8, False)])
+def test_auto_precision_is_measured_on_cpus_with_native_bf16(monkeypatch, flags, speedup, expected):
+    """Native bf16 is necessary, not sufficient: "auto" takes bf16 on a CPU only where it measures faster (an
+    AVX512-BF16 Xeon without AMX ran the nets ~1.3x slower in bf16); without the flag nothing is timed."""
+    from facefill import precision
+
+    timed = []
+    monkeypatch.setattr(precision, "cpu_flags", lambda: f"flags : fpu sse2 {flags}")
+    monkeypatch.setattr(precision, "bf16_speedup", lambda: timed.append(1) or speedup)
+    precision.cpu_has_fast_bf16.cache_clear()
+    try:
+        assert precision.use_bf16("auto", torch.device("cpu")) is expected
+        assert precision.use_bf16("auto", torch.device("cpu")) is expected and len(timed) == (flags != "avx2")
+        assert precision.use_bf16("bf16", torch.device("cpu")) and not precision.use_bf16("off", torch.device("cpu"))
+    finally:
+        precision.cpu_has_fast_bf16.cache_clear()
+
+
+def test_bf16_speedup_is_a_measurement():
+    from facefill.precision import bf16_speedup
+
+    assert 0 < bf16_speedup() < 100
