@@ -430,6 +430,10 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
 
     model, ckpt = load_run(run_dir, use_ema)
     cfg = ckpt["config"]
+    if model.frame is None:  # shipped without it, the weights would inpaint in windows of the wrong scale
+        raise ValueError(f"cannot tell the side of the training faces: the run's data folder {cfg['data']} is not "
+                         "here and its config has no frame; export where the data is, or set frame in the "
+                         "checkpoint's config")
     training = {"steps": ckpt["step"], "images_seen": ckpt["images_seen"],
                 "train_hours": round(ckpt["train_seconds"] / 3600, 2), "hardware": ckpt["hardware"],
                 "batch_size": cfg["batch_size"], "data": "/".join(Path(cfg["data"]).parts[-2:]),

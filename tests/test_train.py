@@ -125,6 +125,12 @@ def test_export_then_load(face_folder, tmp_path):
     assert json.loads((export(tmp_path / "e", tmp_path / "w2") / "config.json").read_text())["frame"] == 256
     model = load_pretrained(folder)
     assert next(model.parameters()).dtype == torch.float32 and not model.training
+    # neither the data folder nor a frame: export refuses rather than ship weights without their window scale
+    ckpt["config"].update(frame=0, data=str(tmp_path / "gone"))
+    torch.save(ckpt, tmp_path / "e" / "checkpoint.pt")
+    with pytest.raises(ValueError, match="side of the training faces"):
+        export(tmp_path / "e", tmp_path / "w3")
+    assert not (tmp_path / "w3").exists()
 
 
 def test_load_a_training_run_directly(face_folder, tmp_path):
