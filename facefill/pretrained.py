@@ -38,6 +38,11 @@ def cast_floats(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return tensor.to(dtype)
 
 
+def non_finite(state: dict) -> list[str]:
+    """The names of the floating-point tensors of ``state`` that hold an inf or NaN, sorted."""
+    return sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+
+
 def check_device(device: str | torch.device) -> torch.device:
     """``device`` as a ``torch.device``, or ``ValueError`` saying why it cannot be used on this machine."""
     try:
@@ -61,7 +66,7 @@ def save_pretrained(model, directory: str | os.PathLike, dtype: torch.dtype = to
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = model.state_dict()
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = non_finite(state)
     if bad:
         raise WeightsError(f"{model.name} has non-finite (inf/NaN) values in {bad[:5]}: not writing them")
     state = {k: cast_floats(v.detach().cpu(), dtype).contiguous() for k, v in state.items()}
@@ -157,7 +162,7 @@ def load_pretrained(name_or_dir: str | os.PathLike, device: str | torch.device =
     if missing or unexpected or wrong:
         raise WeightsError(f"weights in {directory} do not fit {config['model']}: "
                            f"missing {missing[:5]}, unexpected {unexpected[:5]}, wrong shape {wrong[:5]}")
-    bad = sorted(k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all())
+    bad = non_finite(state)
     if bad:
         raise WeightsError(f"weights in {directory} hold non-finite (inf/NaN) values in {bad[:5]}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)

@@ -552,10 +552,15 @@ def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
     disc = gen.build_discriminator()
 
     def part(prefix: str, model: torch.nn.Module) -> dict:
-        ref = model.state_dict()
-        return {k[len(prefix):]: v.to(ref[k[len(prefix):]].dtype).reshape(ref[k[len(prefix):]].shape)
-                if k[len(prefix):] in ref and v.numel() == ref[k[len(prefix):]].numel() else v
-                for k, v in tensors.items() if k.startswith(prefix)}
+        """The tensors under ``prefix``, in the model's dtype and shape (joined pieces come back flat); a tensor
+        that does not fit is passed on as it is, for load_state_dict to name."""
+        ref, out = model.state_dict(), {}
+        for key, v in tensors.items():
+            name = key[len(prefix):]
+            if key.startswith(prefix):
+                fits = name in ref and v.numel() == ref[name].numel()
+                out[name] = v.to(ref[name].dtype).reshape(ref[name].shape) if fits else v
+        return out
 
     gen.load_state_dict(part("generator.", gen))
     if any(k.startswith("discriminator.") for k in tensors):

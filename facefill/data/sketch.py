@@ -216,10 +216,10 @@ class SketchMaker:
             return cached
         # quantised as the cache stores it, so a sample's sketch is the same whether its map was just computed,
         # read back from the cache (a later epoch, a resumed run) or never cached
-        edges = np.round(edge_map(rgb, self.method, self.device) * 255).astype(np.uint8)
+        edges = np.round(edge_map(rgb, self.method, self.device) * 255).astype(np.float32) / 255
         if self.cache is not None and key:
-            self.cache.write(key, edges)
-        return edges.astype(np.float32) / 255
+            self.store(key, edges)
+        return edges
 
     def edges_batch(self, rgbs: list[np.ndarray], device: str = "cpu") -> list[np.ndarray]:
         """Edge maps of several same-sized faces; HED runs as one batch on ``device``."""
