@@ -17,13 +17,13 @@ Conventions at the edge (the public API):
 from __future__ import annotations
 
 import os
-import stat
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ._atomic import atomic_write
 
 MAX_PIXELS = 64_000_000  # ~8000 x 8000; larger inputs are refused rather than risking memory exhaustion
 _FLOAT_SLACK = 1e-3  # float inputs may overshoot [0, 1] by rounding error, not by more
@@ -235,23 +235,13 @@ def save_image(image: Image.Image, path: str | os.PathLike) -> Path:
         image = _for_jpeg(image)
     if path.is_dir():
         raise ImageError(f"cannot write {path}: it is a folder")
-    mode = _new_file_mode(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        with atomic_write(path, suffix=suffix) as tmp:
+            image.save(tmp, format=fmt, **options)
     except OSError as exc:
-        raise ImageError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format=fmt, **options)
-        os.chmod(tmp, mode)  # mkstemp makes the file private (0o600); the output should not be
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
-        if isinstance(exc, ValueError):  # e.g. "Cannot save RGBA images as PCX"
-            raise ImageError(f"cannot write {path}: {exc}; use .png") from None
-        raise
+        raise ImageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. "Cannot save RGBA images as PCX"
+        raise ImageError(f"cannot write {path}: {exc}; use .png") from None
     return path
 
 
@@ -262,21 +252,3 @@ def _for_jpeg(image: Image.Image) -> Image.Image:
         a = arr[..., 3:].astype(np.float32) / 255.0
         arr = np.round(arr[..., :3] * a + 255.0 * (1.0 - a)).astype(np.uint8)
     return Image.fromarray(arr, "L" if arr.ndim == 2 else "RGB")
-
-
-def _new_file_mode(path: Path) -> int:
-    """Permissions for the written file: those of the file it replaces, else ``0o666`` less the umask."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        pass
-    try:  # Linux exposes the umask without having to change it (os.umask is not thread-safe to read)
-        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    umask = os.umask(0o022)
-    os.umask(umask)
-    return 0o666 & ~umask

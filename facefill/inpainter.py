@@ -140,7 +140,8 @@ class NetworkInpainter(nn.Module, Inpainter):
             for window, part in plan(rgb, hole, res, align):
                 result = self.predict(window.take(work), window.take_hole(remaining),
                                       **{k: window.take(v) for k, v in guidance.items()})
-                paste(work, window.put_back(result), window.box, part)
+                # a face's part lies inside its frame, so inside the frame's box
+                paste(work, window.put_back(result), window.box, part[inside(window.box, part.shape)])
                 remaining &= ~part
         for box, group in crop_boxes(remaining, self.min_window) if remaining.any() else []:
             crop = take(work, box)

@@ -3,10 +3,10 @@
 run's ``checkpoint.pt`` loads as well (``load_run``), so runs can be used and evaluated before they are exported."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ._atomic import atomic_write
 from .registry import create_model, model_names, weights_path
 
 
@@ -77,19 +78,11 @@ def save_pretrained(model, directory: str | os.PathLike, dtype: torch.dtype = to
     # everything is serialised before anything is replaced: a config that cannot be written (or a failed write)
     # leaves the folder's previous weights as they were, not new tensors beside an old config.json
     text = json.dumps({"model": model.name, "config": model.config, **(extra or {})}, indent=2) + "\n"
-    tmps: dict[str, str] = {}
-    try:
-        for name, write in (("model.safetensors", lambda p: save_file(state, p)),
-                            ("config.json", lambda p: Path(p).write_text(text))):
-            fd, tmps[name] = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
-            os.close(fd)
-            write(tmps[name])
-            os.chmod(tmps[name], 0o644)  # mkstemp creates 0600; weights are meant to be read by anyone
-        for name in ("model.safetensors", "config.json"):
-            os.replace(tmps.pop(name), directory / name)
-    finally:
-        for tmp in tmps.values():
-            Path(tmp).unlink(missing_ok=True)
+    with contextlib.ExitStack() as stack:
+        config = stack.enter_context(atomic_write(directory / "config.json"))
+        weights = stack.enter_context(atomic_write(directory / "model.safetensors"))  # replaced first
+        save_file(state, str(weights))
+        config.write_text(text)
     return directory
 
 

@@ -8,13 +8,14 @@ generator stepping every ``n_critic``-th step (WGAN-GP). The loop handles data, 
 autocast on CPU and GPU), EMA of the generator, TensorBoard scalars, sample grids, atomic checkpoints, exact resume, and
 DistributedDataParallel when started with ``torchrun`` (no code change).
 
-A checkpoint is one dict ``{generator, discriminator, ema, opt_g, opt_d, step, config, rng, train_seconds,
-recipe_history}``; resuming at step ``s`` replays exactly the samples and masks an uninterrupted run would have
+A checkpoint is one dict ``{generator, discriminator, ema, opt_g, opt_d, step, config, rng, rng_ranks,
+train_seconds, recipe_history}`` (``rng_ranks``: every rank's generators under torchrun); resuming at step ``s`` replays exactly the samples and masks an uninterrupted run would have
 seen. A run's recipe may change between segments (a later ``gan_start``, a learning-rate decay): each resume with
 a different recipe appends ``{"step", "changes"}`` to ``recipe_history``, which ``export`` ships as provenance.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -29,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from ._atomic import atomic_write
 from .config import to_dict
 from .data.faces import DEFAULT_TRAIN_DIR, FaceFolder, ResumableSampler, assemble, preload_faces, training_guidance
 from .data.masks import FaceMaskGenerator, MaskGenerator
@@ -114,9 +116,8 @@ def _distributed() -> tuple[int, int, int]:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _open_log(path: Path, step: int):
@@ -130,9 +131,8 @@ def _open_log(path: Path, step: int):
                     kept.append(line if line.endswith("\n") else line + "\n")
             except (ValueError, KeyError, TypeError):
                 continue
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(kept))
-        os.replace(tmp, path)
+        with atomic_write(path) as tmp:
+            tmp.write_text("".join(kept))
     return open(path, "a")
 
 
@@ -141,6 +141,7 @@ def _unwrap(m):
 
 
 def _rng_state() -> dict:
+    """This process's generators: the CPU one, and the CUDA one of each device it sees."""
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -255,9 +256,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         hardware = ckpt.get("hardware", [])
         # checkpoints older than the history: their last config is the best record of the recipe so far
         history = ckpt.get("recipe_history") or [{"step": step, "changes": recipe_of(ckpt["config"])}]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if "cuda" in ckpt["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"][:torch.cuda.device_count()])
+        # each rank continues its own generators when the run resumes with as many ranks, else rank 0's
+        ranks = ckpt.get("rng_ranks") or []
+        rng = ranks[rank] if len(ranks) == world else ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"][:torch.cuda.device_count()])
     here = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU x{torch.get_num_threads()} ({platform.processor() or platform.machine()})"
     here = f"{world} x {here}" if world > 1 else here
@@ -311,12 +315,16 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         if hasattr(signal, "SIGTERM") else {}
 
     def save() -> None:
+        rng, ranks = _rng_state(), None
+        if world > 1:  # every rank calls save() at the same step; only rank 0 writes
+            ranks = [None] * world
+            dist.all_gather_object(ranks, rng)
         if rank != 0:
             return
         _atomic_save({"generator": gen.state_dict(), "discriminator": disc.state_dict(),
                       "ema": ema.state_dict() if ema is not None else None,
                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "step": step,
-                      "config": to_dict(cfg), "rng": _rng_state(), "train_seconds": train_seconds,
+                      "config": to_dict(cfg), "rng": rng, "rng_ranks": ranks, "train_seconds": train_seconds,
                       "images_seen": images_seen, "hardware": hardware,
                       "warmup_start": warmup_start, "recipe_history": history}, ckpt_path)
 
@@ -489,19 +497,10 @@ def save_state(run_dir: str | Path, dest: str | Path) -> Path:
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     # all shards are written before any is replaced, and stale ones go last: a failure leaves the previous state
-    tmps = []
-    try:
+    with contextlib.ExitStack() as stack:
         for i, shard in enumerate(shards):
-            tmp = dest / f".state-{i:03d}.tmp"
-            tmps.append(tmp)
+            tmp = stack.enter_context(atomic_write(dest / f"state-{i:03d}.safetensors"))
             save_file(shard, str(tmp), metadata={"meta": json.dumps(meta)})
-            os.chmod(tmp, 0o644)
-        for i, tmp in enumerate(tmps):
-            os.replace(tmp, dest / f"state-{i:03d}.safetensors")
-        tmps = []
-    finally:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
     keep = {f"state-{i:03d}.safetensors" for i in range(len(shards))}
     for old in dest.glob("state-*.safetensors"):
         if old.name not in keep:

@@ -72,9 +72,8 @@ def take(arr: np.ndarray, box: CropBox) -> np.ndarray:
 
 
 def paste(work: np.ndarray, result: np.ndarray, box: CropBox, group: np.ndarray) -> None:
-    """Copy ``result`` (the window) into ``work`` at the pixels of ``group`` only: a mask of the box's part inside
-    the image (as :func:`crop_boxes` gives) or of the whole image (the two agree where that part is the image)."""
+    """Copy ``result`` (the window) into ``work`` at the pixels of ``group`` only: a bool mask of the box's part
+    inside the image, ``work[inside(box, work.shape)]``'s shape (as :func:`crop_boxes` gives)."""
     rows, cols = inside(box, work.shape)
     region = result[rows.start - box.y0:rows.stop - box.y0, cols.start - box.x0:cols.stop - box.x0]
-    sel = group[rows, cols] if group.shape == work.shape[:2] else group
-    work[rows, cols][sel] = region[sel]
+    work[rows, cols][group] = region[group]

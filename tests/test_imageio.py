@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import sys
+import tempfile
 import zlib
 
 import numpy as np
@@ -638,8 +639,8 @@ def test_save_unwritable_folder_simulated(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imageio.tempfile, "mkstemp", refuse)
-    with pytest.raises(ImageError, match="cannot write to .*Permission denied"):
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ImageError, match="cannot write .*Permission denied"):
         imageio.save_image(Image.new("RGB", (4, 4)), tmp_path / "out.png")
     assert os.listdir(tmp_path) == []
 

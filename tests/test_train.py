@@ -215,6 +215,7 @@ def test_torchrun_ddp_two_processes(face_folder, tmp_path):
     assert done.stdout.count("stopped at step 2") == 1
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 2 and ckpt["images_seen"] == 2 * 2 * 2
+    assert len(ckpt["rng_ranks"]) == 2 and all(set(r) >= {"torch"} for r in ckpt["rng_ranks"])
 
 
 def _children(pid: int) -> list[int]:

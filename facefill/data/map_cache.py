@@ -1,18 +1,17 @@
 """A folder of cached uint8 training maps (SC-FEGAN's edge and colour maps), one PNG per key.
 
 ``MapCache(folder, kind, color)`` keeps ``FOLDER/KEY.KIND.png``: grey ``HxW`` maps, or RGB ``HxWx3`` ones with
-``color=True``. Writes are atomic (a temporary file of the writer's own, flushed to disk, then a rename), so a
+``color=True``. Writes are atomic (``atomic_write``: a temporary file of the writer's own, flushed to disk, then a rename), so a
 reader never sees half a map and two workers writing the same key at once do not trip over each other.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .._atomic import atomic_write
 
 
 class MapCache:
@@ -39,15 +38,5 @@ class MapCache:
         ok, png = cv2.imencode(".png", np.ascontiguousarray(arr[..., ::-1] if self.color else arr))
         if not ok:
             raise OSError(f"could not encode the {self.kind} map of {key!r} as PNG")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                os.fchmod(f.fileno(), 0o644)
-                f.write(png.tobytes())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        with atomic_write(path) as tmp:
+            tmp.write_bytes(png.tobytes())

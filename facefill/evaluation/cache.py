@@ -16,12 +16,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .metrics import METRICS
 
 FEATURE_DIM = 2048  # Inception-v3 pool3
@@ -99,14 +99,8 @@ class _Table:
         keys = list(self.rows)
         values = np.array([self.rows[k][0] for k in keys]).reshape(len(keys), self.width)
         features = np.array([self.rows[k][1] for k in keys], np.float32).reshape(len(keys), FEATURE_DIM)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, keys=np.array(keys), values=values, features=features)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(self.path, suffix=".npz") as tmp:
+            np.savez(tmp, keys=np.array(keys), values=values, features=features)
         self.dirty = False
 
 
