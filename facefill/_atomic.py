@@ -1,5 +1,6 @@
-"""Writing files so that a reader never sees half of one: every file facefill writes (images, weights, training
-checkpoints and state, cached maps and scores, logs) goes through ``atomic_write``.
+"""Writing files so that a reader never sees half of one: the files facefill replaces (images, weights, training
+checkpoints and state, cached maps and scores, the log trimmed on resume, README blocks) go through
+``atomic_write``; appends (``log.jsonl``) and a run's own fresh outputs (sample grids, reports) do not.
 
     with atomic_write(path) as tmp:      # a new, empty file beside ``path``
         image.save(tmp)                  # write it by name, any way you like
@@ -39,6 +40,12 @@ def atomic_write(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Replace the file ``path`` by ``text`` (UTF-8) in one step (see ``atomic_write``)."""
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def new_file_mode(path: Path) -> int:

@@ -9,9 +9,10 @@ autocast on CPU and GPU), EMA of the generator, TensorBoard scalars, sample grid
 DistributedDataParallel when started with ``torchrun`` (no code change).
 
 A checkpoint is one dict ``{generator, discriminator, ema, opt_g, opt_d, step, config, rng, rng_ranks,
-train_seconds, recipe_history}`` (``rng_ranks``: every rank's generators under torchrun); resuming at step ``s`` replays exactly the samples and masks an uninterrupted run would have
-seen. A run's recipe may change between segments (a later ``gan_start``, a learning-rate decay): each resume with
-a different recipe appends ``{"step", "changes"}`` to ``recipe_history``, which ``export`` ships as provenance.
+train_seconds, recipe_history}`` (``rng_ranks``: every rank's generators under torchrun); resuming at step ``s``
+replays exactly the samples and masks an uninterrupted run would have seen. A run's recipe may change between
+segments (a later ``gan_start``, a learning-rate decay): each resume with a different recipe appends
+``{"step", "changes"}`` to ``recipe_history``, which ``export`` ships as provenance.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ._atomic import atomic_write
+from ._atomic import atomic_write, atomic_write_text
 from .config import to_dict
 from .data.faces import DEFAULT_TRAIN_DIR, FaceFolder, ResumableSampler, assemble, preload_faces, training_guidance
 from .data.masks import FaceMaskGenerator, MaskGenerator
@@ -131,8 +132,7 @@ def _open_log(path: Path, step: int):
                     kept.append(line if line.endswith("\n") else line + "\n")
             except (ValueError, KeyError, TypeError):
                 continue
-        with atomic_write(path) as tmp:
-            tmp.write_text("".join(kept))
+        atomic_write_text(path, "".join(kept))
     return open(path, "a")
 
 
@@ -305,10 +305,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         except ImportError:
             print("tensorboard is not installed (pip install 'facefill[train]'): scalars go to log.jsonl only")
 
-    stop = {"flag": False}
+    # "asked": set by a signal at any moment; "flag": the stop the ranks agreed on, read only after the all_reduce
+    # (a signal landing between that and save() would otherwise send one rank alone into a collective)
+    stop = {"asked": False, "flag": False}
 
     def _on_signal(signum, frame):
-        stop["flag"] = True
+        stop["asked"] = True
 
     # every rank listens (torchrun forwards SIGTERM to all of them); the ranks then agree on stopping each step
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)} \
@@ -385,12 +387,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             step += 1
             images_seen += cfg.batch_size * world
             finite = math.isfinite(loss.item())
-            if cfg.max_minutes and time.time() - start_time > cfg.max_minutes * 60:
-                stop["flag"] = True
+            stopping = stop["asked"] or bool(cfg.max_minutes and time.time() - start_time > cfg.max_minutes * 60)
             if world > 1:  # all ranks stop, or raise, at the same step: a lone rank would hang in a collective
-                flags = torch.tensor([float(stop["flag"]), float(not finite)], device=device)
+                flags = torch.tensor([float(stopping), float(not finite)], device=device)
                 dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                stop["flag"], finite = bool(flags[0]), not bool(flags[1])
+                stopping, finite = bool(flags[0]), not bool(flags[1])
+            stop["flag"] = stopping
             if not finite:
                 which = "generator" if g_step else "discriminator"
                 where = f" (here {loss.item()}; another rank's was not finite)" if math.isfinite(loss.item()) else \

@@ -1,8 +1,9 @@
 """A folder of cached uint8 training maps (SC-FEGAN's edge and colour maps), one PNG per key.
 
 ``MapCache(folder, kind, color)`` keeps ``FOLDER/KEY.KIND.png``: grey ``HxW`` maps, or RGB ``HxWx3`` ones with
-``color=True``. Writes are atomic (``atomic_write``: a temporary file of the writer's own, flushed to disk, then a rename), so a
-reader never sees half a map and two workers writing the same key at once do not trip over each other.
+``color=True``. Writes are atomic (``atomic_write``: a temporary file of the writer's own, flushed to disk, then
+a rename), so a reader never sees half a map and two workers writing the same key at once do not trip over each
+other.
 """
 from __future__ import annotations
 
