@@ -124,6 +124,21 @@ def test_lama_reference_is_big_lama_sized_and_runs():
     assert torch.allclose(out, other)  # hole pixels are not seen
 
 
+def test_lama_reference_runs_under_bf16_autocast():
+    # what `facefill bench` does where amp="auto" picks bf16 (a bf16 CPU, a GPU): torch has no bf16 FFT
+    torch.manual_seed(0)
+    model = create_model("lama_reference", random_weights=True, ngf=8, n_blocks=2).eval()
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[:, :, 8:20, 4:24] = 1
+    with torch.no_grad():
+        reference = model(image, mask)["output"]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(image, mask)["output"]
+    assert out.shape == image.shape and torch.isfinite(out).all()
+    assert (out.float() - reference).abs().max() < 0.1  # bf16 rounding, not another network
+
+
 def test_lama_reference_is_not_an_inpainting_model():
     with pytest.raises(WeightsError, match="speed reference only"):
         facefill.load("lama_reference")

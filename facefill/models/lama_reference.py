@@ -47,11 +47,15 @@ class FourierUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        spec = torch.fft.rfft2(x, norm="ortho")  # (b, c, h, w//2+1) complex
+        # the FFTs run in fp32 (as the authors' code does under mixed precision): torch has no bf16 FFT, so under
+        # bf16 autocast (facefill bench on a bf16 CPU or a GPU) they would fail; the 1x1 conv follows autocast
+        with torch.autocast(x.device.type, enabled=False):
+            spec = torch.fft.rfft2(x.float(), norm="ortho")  # (b, c, h, w//2+1) complex
         # channel layout (c, re/im) as the authors' view/permute, so 1x1 weights are interchangeable
         spec = torch.stack((spec.real, spec.imag), 2).reshape(b, 2 * c, h, -1)
-        spec = self.relu(self.bn(self.conv(spec))).view(b, c, 2, h, -1)
-        return torch.fft.irfft2(torch.complex(spec[:, :, 0], spec[:, :, 1]), s=(h, w), norm="ortho")
+        spec = self.relu(self.bn(self.conv(spec))).view(b, c, 2, h, -1).float()
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.fft.irfft2(torch.complex(spec[:, :, 0], spec[:, :, 1]), s=(h, w), norm="ortho")
 
 
 class SpectralTransform(nn.Module):
