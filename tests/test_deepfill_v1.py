@@ -107,6 +107,33 @@ def test_critic_loss_and_generator_loss_pieces():
     assert g_loss.item() == pytest.approx(1.2 * (g_logs["l1"] + g_logs["ae"]).item(), rel=1e-5)
 
 
+def test_critic_scores_stay_fp32_under_bf16_autocast():
+    """WGAN scores have no fixed offset (the losses see differences only): at an offset of 300, scores rounded to
+    bf16 (spacing 2 there) all came out equal and the Wasserstein estimate d_wgan read 0."""
+    torch.manual_seed(0)
+    model = create_model("deepfill_v1_tiny")
+    disc = model.build_discriminator()
+    image = torch.rand(2, 3, 128, 128) * 2 - 1
+    mask = torch.zeros(2, 1, 128, 128)
+    mask[0, :, 20:60, 30:90] = 1
+    mask[1, :, 70:100, 10:40] = 1
+    with torch.no_grad():
+        out = model(image, mask)
+    out["composite"] = out["output"] * mask + image * (1 - mask)
+    wgan = {}
+    for offset in (0.0, 300.0):
+        with torch.no_grad():
+            disc.global_fc.bias.fill_(offset)
+            disc.local_fc.bias.fill_(offset)
+        torch.manual_seed(1)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            score_g, score_l = disc(image, image[:, :, :64, :64])
+            _, logs = model.discriminator_loss(disc, {"image": image, "mask": mask}, out)
+        assert score_g.dtype == score_l.dtype == torch.float32
+        wgan[offset] = logs["d_wgan"].item()
+    assert wgan[0.0] != 0 and wgan[300.0] == pytest.approx(wgan[0.0], abs=1e-4)
+
+
 def _cfg(face_folder, out, steps, **kw):
     base = dict(model="deepfill_v1_tiny", data=str(face_folder), out=str(out), batch_size=2, steps=steps,
                 gan_start=0, gan_warmup=1, gan_weight=0.001, ema_decay=0.9, log_every=1, sample_every=100,

@@ -63,6 +63,17 @@ def test_gram_stays_fp32_under_bf16_autocast():
     assert torch.allclose(g_near - g, exact, rtol=1e-3, atol=1e-7)
 
 
+def test_bf16_input_gives_the_features_of_its_values_under_bf16_autocast(vgg, portrait):
+    """HogFace feeds its generator's raw bf16 output to the loss network, the target in fp32: the same values must
+    give the same features, else a perfect output has a perceptual loss (the preprocessing rounded 0..255 and the
+    mean pixel to bf16, a per-channel shift of ~0.3 grey levels)."""
+    x = _face(portrait, 32).bfloat16()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out, target = vgg(x), vgg(x.float())
+    assert all(torch.equal(out[k], target[k]) for k in target)
+    assert perceptual_loss(out, target) == 0
+
+
 def test_trimmed_weights_file_for_the_gpu_machine(vgg, portrait, tmp_path, monkeypatch):
     """scripts/pack_device_extras.py's VGG19 copy (blocks 1-4) gives the same features, via FACEFILL_VGG19_WEIGHTS;
     a layer beyond it is refused clearly, and a wrong path too."""

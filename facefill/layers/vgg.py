@@ -73,7 +73,11 @@ class VGGFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = (x.flip(1) + 1) * 127.5 - self.mean.to(x.dtype)  # RGB [-1,1] -> BGR 0..255 minus mean
+        # RGB [-1,1] -> BGR 0..255 minus mean, in fp32 also for a bf16 input (a generator's output under bf16
+        # autocast): in bf16 the 0..255 scale and the mean (104, 117, 123.5) round off, shifting its features
+        # against those of the fp32 target (the perceptual loss of a perfect output was not 0); the first
+        # convolution still runs at the autocast precision
+        x = (x.float().flip(1) + 1) * 127.5 - self.mean
         out = {}
         for name, layer in zip(self.names, self.body):
             x = layer(x)

@@ -89,7 +89,12 @@ class WGANCritics(nn.Module):
         self.local_fc = nn.Linear(8 * cnum * (resolution // 32) ** 2, 1)
 
     def forward(self, whole: torch.Tensor, local: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.global_fc(self.global_body(whole)), self.local_fc(self.local_body(local))
+        whole, local = self.global_body(whole), self.local_body(local)
+        # the linear scores in fp32, also under bf16 autocast: a WGAN critic's output has no fixed offset (the loss
+        # only sees differences), and at an offset of a few hundred bf16's 8-bit mantissa rounds every score to the
+        # same value, so the logged Wasserstein estimate E[D(fake)] - E[D(real)] would be rounding noise
+        with torch.autocast(whole.device.type, enabled=False):
+            return self.global_fc(whole.float()), self.local_fc(local.float())
 
 
 class DeepFillV1(NetworkInpainter):
