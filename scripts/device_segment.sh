@@ -3,12 +3,13 @@
 # Run through the device tool from the repository root, e.g.
 #   run(command="bash scripts/device_segment.sh", carry=[".device-data/part-000.tar"])
 # Every call unpacks whatever data chunk it carries, then (once all chunks are there: EXPECT_IMAGES faces, or
-# DATA_READY=1) trains for MINUTES (default 8) from /root/runs (kept while the machine stays warm) or, on a fresh
-# machine, from the committed compact state, and returns the EMA weights and the compact state through $OUT.
+# DATA_READY=1) trains for MINUTES (default 7: with the data calls and the machine's start, one segment fills a
+# session's 15 device-minutes) from /root/runs (kept while the machine stays warm) or, on a fresh machine, from the
+# committed compact state, and returns the EMA weights and the compact state through $OUT.
 set -euo pipefail
 CONFIG=${CONFIG:-configs/deepfill_v2_gpu128.json}
 MODEL=${MODEL:-deepfill_v2}
-MINUTES=${MINUTES:-8}
+MINUTES=${MINUTES:-7}
 # data chunks: part-NNN.tar (../shared/tools/pack_device_data.py, 256 px) -> /root/data/train,
 # train128-NNN.tar (scripts/pack_device_faces.py) -> /root/data/train128
 for t in .device-data/*.tar; do

@@ -5,10 +5,11 @@ runs need only the faces as training sees them: centre-cropped and box-filtered 
 ``facefill.data.faces.load_face`` does, then JPEG (quality 92, no chroma subsampling: mean error ~1 grey level,
 below the source JPEGs' own). At 128 px the 15,043 faces fit in 3 chunks instead of the 7 that the 256 px files
 need, so a GPU session starts training four transfers earlier. The tars are gzipped (headers and padding vanish,
-the JPEG data shrinks ~10 %), and a chunk plus the project tree (~31 MB) must stay under 64 MiB.
+the JPEG data shrinks ~10 %), and a call's carry plus the project tree (~19 MB) must stay under 64 MiB: the
+default 40 MiB gives chunks of 41.9, 41.9 and 8.4 MB, the last one light enough to travel with the VGG19 file.
 
     python scripts/pack_device_faces.py [--resolution 128] [--src ../shared/data/celeba256/train]
-        [--out .device-data] [--chunk-mib 32]
+        [--out .device-data] [--chunk-mib 40]
 
 writes OUT/train{RESOLUTION}-000.tar, ...; scripts/device_segment.sh unpacks them into /root/data/train{RESOLUTION}.
 """
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--src", default=str(DEFAULT_TRAIN_DIR))
     parser.add_argument("--out", default=".device-data")
-    parser.add_argument("--chunk-mib", type=float, default=32.0)
+    parser.add_argument("--chunk-mib", type=float, default=40.0)
     parser.add_argument("--quality", type=int, default=92)
     args = parser.parse_args()
     out = Path(args.out)
