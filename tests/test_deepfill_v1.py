@@ -83,7 +83,8 @@ def test_architecture_and_losses_at_paper_width():
         create_model("deepfill_v1", resolution=96)
 
 
-def test_critic_loss_and_generator_loss_pieces():
+def _tiny_with_critics():
+    """deepfill_v1_tiny, its critics, and a batch of two 128 px images with one box hole each."""
     torch.manual_seed(0)
     model = create_model("deepfill_v1_tiny")
     disc = model.build_discriminator()
@@ -91,6 +92,11 @@ def test_critic_loss_and_generator_loss_pieces():
     mask = torch.zeros(2, 1, 128, 128)
     mask[0, :, 20:60, 30:90] = 1
     mask[1, :, 70:100, 10:40] = 1
+    return model, disc, image, mask
+
+
+def test_critic_loss_and_generator_loss_pieces():
+    model, disc, image, mask = _tiny_with_critics()
     out = model(image, mask)
     assert out["flow"].shape == (2, 2, 16, 16) and out["coarse"].abs().max() <= 1
     out["composite"] = out["output"] * mask + image * (1 - mask)
@@ -110,13 +116,7 @@ def test_critic_loss_and_generator_loss_pieces():
 def test_critic_scores_stay_fp32_under_bf16_autocast():
     """WGAN scores have no fixed offset (the losses see differences only): at an offset of 300, scores rounded to
     bf16 (spacing 2 there) all came out equal and the Wasserstein estimate d_wgan read 0."""
-    torch.manual_seed(0)
-    model = create_model("deepfill_v1_tiny")
-    disc = model.build_discriminator()
-    image = torch.rand(2, 3, 128, 128) * 2 - 1
-    mask = torch.zeros(2, 1, 128, 128)
-    mask[0, :, 20:60, 30:90] = 1
-    mask[1, :, 70:100, 10:40] = 1
+    model, disc, image, mask = _tiny_with_critics()
     with torch.no_grad():
         out = model(image, mask)
     out["composite"] = out["output"] * mask + image * (1 - mask)
