@@ -57,7 +57,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from .windows import CropBox, take
+from .windows import CropBox, resample_known, take
 
 log = logging.getLogger(__name__)
 
@@ -475,23 +475,20 @@ class Window:
 
     def take(self, arr: np.ndarray) -> np.ndarray:
         """The window of an image-sized array (uint8 image or float guidance), ``size x size``."""
-        cut = take(arr, self.box)
+        return self._resample(take(arr, self.box))
+
+    def take_image(self, rgb: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The window of an image and of its bool hole, from the known pixels only
+        (:func:`facefill.windows.resample_known`). Past the image border the hole is mirrored with the image, so
+        the mirror image of a hole pixel is hole too, not context: it shows what the hole hides."""
+        return resample_known(take(rgb, self.box), take(hole.view(np.uint8), self.box), self._resample)
+
+    def _resample(self, cut: np.ndarray) -> np.ndarray:
         if self.pre != 1:
             n = round(self.box.side * self.pre)
             cut = cv2.resize(cut, (n, n), interpolation=cv2.INTER_AREA)
         return cv2.warpAffine(cut, self.matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
-
-    def take_hole(self, hole: np.ndarray) -> np.ndarray:
-        """The window of a bool hole: every pixel that a hole pixel touches. Past the image border the hole is
-        mirrored with the image, so the mirror image of a hole pixel is hole too, not context: it holds what the
-        hole hides."""
-        cut = take(hole.astype(np.float32), self.box)
-        if self.pre != 1:
-            n = round(self.box.side * self.pre)
-            cut = cv2.resize(cut, (n, n), interpolation=cv2.INTER_AREA)
-        return cv2.warpAffine(cut, self.matrix, (self.size, self.size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
 
     def put_back(self, window: np.ndarray) -> np.ndarray:
         """``window`` (``size x size``) warped back onto ``box`` (``side x side``, image scale; bicubic)."""

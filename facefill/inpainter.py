@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from functools import partial
 
 import cv2
 import numpy as np
@@ -29,7 +30,7 @@ from . import imageio
 from .align import ALIGN_MODES, note, plan
 from .guidance import convert as convert_guidance
 from .precision import autocast
-from .windows import crop_boxes, inside, paste, take
+from .windows import crop_boxes, inside, paste, resample_known, take
 
 
 
@@ -138,24 +139,20 @@ class NetworkInpainter(nn.Module, Inpainter):
         remaining = hole.copy()
         if align != "off":
             for window, part in plan(rgb, hole, res, align):
-                result = self.predict(window.take(work), window.take_hole(remaining),
+                result = self.predict(*window.take_image(work, remaining),
                                       **{k: window.take(v) for k, v in guidance.items()})
                 # a face's part lies inside its frame, so inside the frame's box
                 paste(work, window.put_back(result), window.box, part[inside(window.box, part.shape)])
                 remaining &= ~part
+        # generic windows are at least the model's resolution (min_window), so they only ever shrink: area averages
+        shrink = partial(cv2.resize, dsize=(res, res), interpolation=cv2.INTER_AREA)
         for box, group in crop_boxes(remaining, self.min_window) if remaining.any() else []:
-            crop = take(work, box)
             # mirrored with the image: past the border, a mirrored hole pixel holds what the hole hides, so it
-            # is hole too (never context the model could copy the removed content back from)
-            crop_hole = take(remaining.view(np.uint8), box)  # a view: no whole-image copy per window
-            crop_guidance = {k: take(v, box) for k, v in guidance.items()}
-            if box.side != res:
-                crop = cv2.resize(crop, (res, res), interpolation=cv2.INTER_AREA if box.side > res else cv2.INTER_CUBIC)
-                # area-average then threshold at >0 so every hole pixel stays inside the scaled hole
-                crop_hole = cv2.resize(crop_hole.astype(np.float32), (res, res), interpolation=cv2.INTER_AREA) > 0
-                crop_guidance = {k: cv2.resize(v, (res, res), interpolation=cv2.INTER_AREA)
-                                 for k, v in crop_guidance.items()}
-            result = self.predict(crop, crop_hole.astype(bool), **crop_guidance)
+            # is hole too (never context the model could copy the removed content back from); a view of the hole,
+            # not a whole-image copy per window
+            crop, crop_hole = resample_known(take(work, box), take(remaining.view(np.uint8), box), shrink)
+            crop_guidance = {k: shrink(take(v, box)) for k, v in guidance.items()}
+            result = self.predict(crop, crop_hole, **crop_guidance)
             if box.side != res:
                 result = cv2.resize(result, (box.side, box.side), interpolation=cv2.INTER_CUBIC)
             paste(work, result, box, group)

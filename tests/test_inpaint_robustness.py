@@ -430,8 +430,9 @@ def test_fill_ignores_what_the_hole_hides(model, h, w):
 
 
 def test_aligned_window_past_the_border_hides_the_hole_content():
-    """The aligned path's window (``align.Window``) reaching past the left border: the window pixels not marked
-    hole must not depend on the hole's content (its mirror image past the border is hole too)."""
+    """The aligned path's window (``align.Window``) reaching past the left border: the window and its hole must not
+    depend on the hole's content (its mirror image past the border is hole too), and the hole's mirror image is
+    hole in the window as the hole itself is."""
     from facefill.align import Window
 
     rgb = picture(128, 128, seed=7)
@@ -441,5 +442,9 @@ def test_aligned_window_past_the_border_hides_the_hole_content():
     other[hole] = 255 - other[hole]
     window = Window.from_matrix(np.array([[0.5, 0.0, 10.0], [0.0, 0.5, 0.0]]), 64)  # image x -20..108
     assert window.box.x0 < 0
-    known = ~window.take_hole(hole)
-    np.testing.assert_array_equal(window.take(rgb)[known], window.take(other)[known])
+    image, window_hole = window.take_image(rgb, hole)
+    other_image, other_hole = window.take_image(other, hole)
+    np.testing.assert_array_equal(image, other_image)
+    np.testing.assert_array_equal(window_hole, other_hole)
+    # window x = (image x + 20) / 2: the hole spans x 10..17, its mirror image (x -16..-1) spans x 2..9
+    assert window_hole[25:33, 3:17].all() and not window_hole[25:33, 20:].any()

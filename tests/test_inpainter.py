@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from conftest import RecordingInpainter
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,7 +12,7 @@ from PIL import Image
 from facefill.guidance import to_sketch
 from facefill.imageio import ImageError
 from facefill.inpainter import Inpainter
-from facefill.windows import CropBox, crop_boxes, inside, paste, take
+from facefill.windows import KNOWN_SHARE, CropBox, crop_boxes, inside, paste, resample_known, take
 from facefill.registry import create_model
 
 
@@ -41,8 +42,9 @@ def test_small_image_is_padded_not_resized():
     (seen, seen_mask), = model.calls
     shape = tuple(seen.shape)
     assert shape == (1, 3, 64, 64)
-    # the image sits unscaled in the top-left corner of the window
-    assert torch.allclose(seen[0, :, :40, :30], torch.full((3, 40, 30), 200 / 127.5 - 1))
+    # the image sits unscaled in the top-left corner of the window (its hole zeroed: the network ignores it)
+    known = ~mask
+    assert torch.allclose(seen[0, :, :40, :30][:, known], torch.full((3, int(known.sum())), 200 / 127.5 - 1))
     assert seen_mask[0, 0, 10:20, 10:20].all() and seen_mask[0, 0, :40, :30].sum() == 100
     # past the border the hole is mirrored with the image: its mirror image is hole too, not context
     assert np.array_equal(seen_mask[0, 0].numpy() > 0, take(mask.astype(np.uint8), CropBox(0, 0, 64)) > 0)
@@ -124,6 +126,46 @@ def test_paste_copies_the_group_of_a_window_past_the_border():
     paste(work, result, box, hole[inside(box, hole.shape)])
     assert np.array_equal(work.any(2), hole)
     assert np.array_equal(work[2:6, 40:45], result[6:10, 10:15])  # window row = image row + 4, col = col - 30
+
+
+def _halve(a):
+    return cv2.resize(a, (a.shape[1] // 2, a.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
+def test_resample_known_averages_the_known_pixels_only():
+    """Halving: each window pixel averages 2x2 image pixels. One with a hole pixel among them keeps the mean of its
+    three known pixels (not turned hole, not tinted by what the hole hides); one with three hole pixels is hole."""
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[0:2, 0:2] = [[[10, 20, 30], [30, 40, 50]], [[50, 60, 70], [250, 250, 250]]]
+    rgb[2:4, 2:4] = 200
+    hole = np.zeros((4, 4), bool)
+    hole[1, 1] = True  # one of four: known share 0.75
+    hole[2:4, 2:4] = True
+    hole[2, 2] = False  # three of four: known share 0.25 < KNOWN_SHARE
+    window, window_hole = resample_known(rgb, hole, _halve)
+    assert window.shape == (2, 2, 3) and window_hole.dtype == bool
+    assert np.array_equal(window_hole, [[False, False], [False, True]])
+    assert np.array_equal(window[0, 0], [30, 40, 50])  # (10+30+50)/3, ... : the 250 under the hole plays no part
+    assert np.array_equal(window[1, 1], [0, 0, 0])  # hole pixels are zero
+    assert 0.25 < KNOWN_SHARE <= 0.75
+
+
+def test_resample_known_does_not_depend_on_what_the_hole_hides():
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    hole = np.zeros((96, 96), bool)
+    hole[20:61, 13:50] = True
+    other = rgb.copy()
+    other[hole] = 255 - other[hole]
+    a, a_hole = resample_known(rgb, hole, _halve)
+    b, b_hole = resample_known(other, hole, _halve)
+    assert np.array_equal(a, b) and np.array_equal(a_hole, b_hole)
+    # the window hole is the image hole at window scale: no more than a pixel's rounding at its edge
+    scaled = _halve(hole.astype(np.float32)) > 0.5
+    assert (a_hole != scaled).sum() <= 2 * (a_hole.shape[0] + a_hole.shape[1])
+    assert a_hole[10:30, 7:24].all() and not a_hole[:9].any()
+    # away from the hole, the window is the plain area reduction (up to rounding)
+    assert np.abs(a[40:].astype(int) - _halve(rgb)[40:]).max() <= 1
 
 
 def test_guidance_not_accepted_by_plain_model():
