@@ -164,6 +164,17 @@ def test_config_rejects_unknown_and_converts_types(tmp_path):
     assert cfg.steps == 7 and cfg.lr_g == 3e-4 and cfg.model_args == {"resolution": 32}
 
 
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_parse_and_build_their_model(path):
+    cfg = config.build(TrainConfig, path)
+    model = facefill.create_model(cfg.model, **cfg.model_args)
+    assert model.resolution == cfg.model_args.get("resolution", model.resolution)
+    assert cfg.init_from == f"training/{cfg.model}", "a shipped config continues the committed training state"
+
+
 def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
     """save_state -> restore_state -> resume continues from (fp16-rounded) weights and the same step."""
     from facefill import registry
