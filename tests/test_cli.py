@@ -169,7 +169,7 @@ def test_train_and_export_via_cli(tmp_path, face_folder):
     bad = runner.invoke(app, args + ["--set", "nonsense=1"])
     assert bad.exit_code == 2 and "unknown config keys" in bad.output
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n<!-- weights:start -->\nold\n<!-- weights:end -->\n")
+    readme.write_text("# x\n<!-- weights:deepfill_v2_tiny:start -->\nold\n<!-- weights:deepfill_v2_tiny:end -->\n")
     exported = runner.invoke(app, ["export", str(run), "-o", str(tmp_path / "w"), "--readme", str(readme)])
     assert exported.exit_code == 0 and (tmp_path / "w" / "model.safetensors").exists()
     # the resume left amp at its default ("auto" instead of "off"): the README says when the recipe changed
