@@ -519,7 +519,8 @@ def _fresh(value):
 
 def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
     """Rebuild a ``checkpoint.pt`` from ``save_state``'s compact state (the EMA from the shipped weights in
-    ``facefill/weights/<model>``), with fresh optimizers and a learning-rate warm-up from the restored step."""
+    ``facefill/weights/<model>``, or, for a model that ships none yet, restarted from the raw generator), with fresh
+    optimizers and a learning-rate warm-up from the restored step."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 

@@ -5,7 +5,7 @@
 #   STEPS="eval bench" bash scripts/refresh_results.sh     # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-"demo eval bench alignment editor"}
+STEPS=${STEPS:-"demo eval bench alignment guided editor"}
 for step in $STEPS; do
   echo "== $step"
   case $step in
@@ -21,9 +21,11 @@ for step in $STEPS; do
         --model lama_reference --size 256 --batch 1,8 --readme README.md ;;
     alignment)
       python -m facefill.evaluation.alignment --model deepfill_v2 -o docs/alignment --readme README.md ;;
+    guided)
+      python -m facefill.evaluation.guided --model scfegan -o docs/scfegan --readme README.md ;;
     editor)  # needs playwright and Debian's chromium
       python scripts/editor_screenshot.py -o docs/editor.png ;;
     *)
-      echo "unknown step $step (demo, eval, bench, alignment, editor)" >&2; exit 2 ;;
+      echo "unknown step $step (demo, eval, bench, alignment, guided, editor)" >&2; exit 2 ;;
   esac
 done

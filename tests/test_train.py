@@ -201,6 +201,23 @@ def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
     assert first["step"] == 1
 
 
+def test_compact_state_of_a_model_that_ships_no_weights(face_folder, tmp_path, monkeypatch):
+    """A state saved before any weights ship continues with its EMA restarted from the raw generator."""
+    from facefill import registry
+    from facefill.train import restore_state, save_state
+
+    train(_cfg(face_folder, tmp_path / "s", 3), progress=False)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "nothing_shipped")
+    save_state(tmp_path / "s", tmp_path / "state")
+    restore_state(tmp_path / "state", tmp_path / "r" / "checkpoint.pt")
+    a = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    assert any(not torch.equal(a["ema"][k], a["generator"][k]) for k in a["ema"])  # the run's EMA lagged behind
+    for k, v in b["ema"].items():
+        assert torch.equal(v, b["generator"][k]), k
+        assert torch.allclose(v.float(), a["generator"][k].float(), rtol=2e-3, atol=1e-4), k
+
+
 def test_preloaded_data_gives_the_same_training(face_folder, tmp_path):
     """preload=True (images decoded once onto the device) trains on exactly the same batches."""
     a = train(_cfg(face_folder, tmp_path / "p0", 2), progress=False)
