@@ -150,6 +150,21 @@ def test_generator_loss_weights_and_gradients():
     assert not any(k.startswith("_vgg") for k in model.state_dict())  # VGG is not part of the weights
 
 
+def test_reconstruction_warm_up_skips_vgg(monkeypatch):
+    """sigma = gamma = 0: the loss is pixel + TV alone, and VGG is never run."""
+    from facefill.models import scfegan
+
+    torch.manual_seed(0)
+    model = create_model("scfegan_tiny", sigma=0.0, gamma=0.0)
+    b = _batch(model)
+    out = model(b["image"], b["mask"], sketch=b["sketch"], color=b["color"])
+    out["composite"] = out["output"] * b["mask"] + b["image"] * (1 - b["mask"])
+    monkeypatch.setattr(scfegan, "vgg_pools", lambda x: pytest.fail("VGG ran in the warm-up"))
+    loss, logs = model.generator_loss(None, b, out, gan_weight=0.0)
+    assert set(logs) == {"l1", "tv"}
+    assert loss.item() == pytest.approx((logs["l1"] + model.config["nu"] * logs["tv"]).item(), rel=1e-6)
+
+
 # --- user guidance -------------------------------------------------------------------------------------------
 def test_sketch_polarity_and_alpha():
     lines = np.zeros((16, 16), np.uint8)

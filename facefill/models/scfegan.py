@@ -207,15 +207,18 @@ class SCFEGAN(NetworkInpainter):
         cfg = self.config
         gt, gen, comp, m = batch["image"], out["output"], out["composite"], batch["mask"].to(out["output"].dtype)
         pixel = pixel_loss(gen, gt, m, cfg["alpha"])
-        feats = vgg_pools(torch.cat([gen, comp, gt], 0))
-        f_gen = {k: v.chunk(3)[0] for k, v in feats.items()}
-        f_comp = {k: v.chunk(3)[1] for k, v in feats.items()}
-        f_gt = {k: v.chunk(3)[2].detach() for k, v in feats.items()}
-        percept = perceptual_sum(f_gen, f_gt) + perceptual_sum(f_comp, f_gt)
-        style = style_sum(f_gen, f_gt) + style_sum(f_comp, f_gt)
         tv = tv_loss(comp)
-        loss = pixel + cfg["sigma"] * percept + cfg["gamma"] * style + cfg["nu"] * tv
-        logs = {"l1": pixel.detach(), "percept": percept.detach(), "style": style.detach(), "tv": tv.detach()}
+        loss = pixel + cfg["nu"] * tv
+        logs = {"l1": pixel.detach(), "tv": tv.detach()}
+        if cfg["sigma"] or cfg["gamma"]:  # sigma = gamma = 0 (a reconstruction warm-up) skips VGG altogether
+            feats = vgg_pools(torch.cat([gen, comp, gt], 0))
+            f_gen = {k: v.chunk(3)[0] for k, v in feats.items()}
+            f_comp = {k: v.chunk(3)[1] for k, v in feats.items()}
+            f_gt = {k: v.chunk(3)[2].detach() for k, v in feats.items()}
+            percept = perceptual_sum(f_gen, f_gt) + perceptual_sum(f_comp, f_gt)
+            style = style_sum(f_gen, f_gt) + style_sum(f_comp, f_gt)
+            loss = loss + cfg["sigma"] * percept + cfg["gamma"] * style
+            logs.update(percept=percept.detach(), style=style.detach())
         if disc is not None and gan_weight > 0:
             adv = -disc(self._disc_input(comp, batch)).float().mean()
             loss = loss + gan_weight * cfg["beta"] * adv
