@@ -77,6 +77,7 @@ def evaluate(model: str = "deepfill_v2", data: str | Path = DEFAULT_DATA, seed: 
     from .. import align as align_mod
     from ..data.faces import list_images
     from .identity import IdentityScorer
+    from .quality import shown_path
 
     files = list_images(data)[:limit]
     net = facefill.load(model, device=device)
@@ -116,7 +117,7 @@ def evaluate(model: str = "deepfill_v2", data: str | Path = DEFAULT_DATA, seed: 
     by_part = {p: {m: means([c for c in cases if c["method"] == m and c["part"] == p]) for m in METHODS}
                for p in PARTS}
     paired = _paired(cases)
-    meta = {"model": str(model), "data": Path(data).as_posix(), "images": len(files) - len(skipped),
+    meta = {"model": str(model), "data": shown_path(data), "images": len(files) - len(skipped),
             "skipped": skipped, "masks": len(cases) // len(METHODS), "seed": seed, "device": device,
             "resolution": getattr(net, "resolution", None)}
     return {"summary": summary, "by_part": by_part, "paired": paired, "cases": cases, "meta": meta}

@@ -84,7 +84,7 @@ def evaluate(model, data: str | os.PathLike = DEFAULT_DATA, limit: int = 100, bu
     from ..data.masks import bucket_name, evaluation_mask
     from ..data.sketch import resolve_method
     from ..imageio import read_image, to_rgb
-    from .quality import image_files
+    from .quality import image_files, shown_path
 
     net = facefill.load(model) if isinstance(model, (str, os.PathLike)) else model
     missing = {"sketch", "color"} - set(net.inputs)
@@ -136,8 +136,7 @@ def evaluate(model, data: str | os.PathLike = DEFAULT_DATA, limit: int = 100, bu
                                                      for r in cases if r["condition"] == c]))
     colour = {k: float(np.mean([r[k] for r in color_cases])) for k in ("de_before", "de_after", "moved")}
     colour["closer"] = float(np.mean([r["de_after"] < r["de_before"] for r in color_cases]))
-    shown = Path(os.path.relpath(os.path.normpath(data))).as_posix()  # ../shared/..., not this machine's path
-    meta = {"model": str(getattr(net, "name", model)), "data": shown, "images": len(files),
+    meta = {"model": str(getattr(net, "name", model)), "data": shown_path(data), "images": len(files),
             "buckets": [bucket_name(tuple(b)) for b in buckets], "seed": seed, "sketch_method": method,
             "st_lpips": lpips is not None, "wall_s": round(time.perf_counter() - start, 1)}
     return {"summary": summary, "color": colour, "cases": cases, "color_cases": color_cases, "meta": meta}

@@ -57,6 +57,12 @@ class Records(list):
         self.meta = meta or {}
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a report names it: normalised and relative to the working directory (``../shared/data/...``),
+    not this machine's absolute path."""
+    return Path(os.path.relpath(os.path.normpath(path))).as_posix()
+
+
 def image_files(data_dir: str | os.PathLike, limit: int | None = None) -> list[Path]:
     """The images of ``data_dir`` sorted by file name (the evaluation order), the first ``limit`` of them."""
     if limit is not None and limit < 1:
