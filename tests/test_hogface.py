@@ -114,6 +114,21 @@ def test_stages_and_losses():
     assert logs["style"].item() == pytest.approx(k ** 2 * raw_style.item(), rel=1e-4)
 
 
+def test_reconstruction_warm_up_skips_vgg(monkeypatch):
+    """perceptual = style = 0: the loss is the two L1 terms alone, and VGG is never built or run."""
+    from facefill.models import hogface
+
+    torch.manual_seed(0)
+    model = create_model("hogface_tiny", perceptual_weight=0.0, style_weight=0.0)
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    monkeypatch.setattr(hogface, "shared_vgg", lambda *a: pytest.fail("VGG ran in the warm-up"))
+    loss, logs = model.generator_loss(None, {"image": image, "mask": mask}, model(image, mask), 0.0)
+    assert set(logs) == {"l1", "hog_l1"}
+    assert loss.item() == pytest.approx((logs["l1"] + logs["hog_l1"]).item(), rel=1e-6)
+
+
 def test_trains_two_steps(face_folder, tmp_path):
     cfg = config.build(TrainConfig, overrides=dict(
         model="hogface_tiny", data=str(face_folder), out=str(tmp_path / "r"), batch_size=2, steps=2, gan_weight=1.0,

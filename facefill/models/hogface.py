@@ -154,16 +154,17 @@ class HogFace(NetworkInpainter):
         output = out["output"]
         hog_l1 = (out["hog"].float() - self.true_hog(target)).abs().mean()
         l1 = (output.float() - target.float()).abs().mean() / mask.mean().clamp_min(1e-3)
-        features = shared_vgg(VGG_LAYERS, output.device)  # at torchvision's standardised-input scale
-
-        # EdgeConnect sums over layers; perceptual_loss / style_loss average
-        n = len(VGG_LAYERS)
-        k = EDGECONNECT_VGG_SCALE  # L1 of features scales by k, of Gram matrices by k**2
-        perceptual = n * k * perceptual_loss(features(output), features(target))
-        style = n * k ** 2 * style_loss(features(output * mask), features(target * mask))
-        loss = hog_l1 + l1 + cfg["perceptual_weight"] * perceptual + cfg["style_weight"] * style
-        logs = {"l1": l1.detach(), "hog_l1": hog_l1.detach(), "perceptual": perceptual.detach(),
-                "style": style.detach()}
+        loss = hog_l1 + l1
+        logs = {"l1": l1.detach(), "hog_l1": hog_l1.detach()}
+        if cfg["perceptual_weight"] or cfg["style_weight"]:  # both 0 (a reconstruction warm-up) skips VGG
+            features = shared_vgg(VGG_LAYERS, output.device)  # at torchvision's standardised-input scale
+            # EdgeConnect sums over layers; perceptual_loss / style_loss average
+            n = len(VGG_LAYERS)
+            k = EDGECONNECT_VGG_SCALE  # L1 of features scales by k, of Gram matrices by k**2
+            perceptual = n * k * perceptual_loss(features(output), features(target))
+            style = n * k ** 2 * style_loss(features(output * mask), features(target * mask))
+            loss = loss + cfg["perceptual_weight"] * perceptual + cfg["style_weight"] * style
+            logs.update(perceptual=perceptual.detach(), style=style.detach())
         if disc is not None and gan_weight > 0:
             hog_score, image_score = disc(out["hog"].to(output.dtype), output)
             adv_hog, adv_image = bce_g_loss(hog_score), bce_g_loss(image_score)
