@@ -14,7 +14,7 @@ for step in $STEPS; do
       facefill demo -o "$out"
       cp "$out/side_by_side.png" docs/demo.png ;;
     eval)
-      facefill eval --model deepfill_v2 --model telea --model navier_stokes --extra-limit 200 \
+      facefill eval --model deepfill_v2 --model glcic --model telea --model navier_stokes --extra-limit 200 \
         -o docs/eval --readme README.md ;;
     bench)
       facefill bench --model deepfill_v2 --model telea --model navier_stokes --model biharmonic \
