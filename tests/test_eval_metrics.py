@@ -291,6 +291,27 @@ def test_versus_summarises_the_targets_against_a_baseline():
     assert versus([r for r in records if r["model"] != "telea"]) == ""
 
 
+def test_versus_checks_the_hog_identity_claim_against_deepfill_v2():
+    from facefill.evaluation.quality import versus
+
+    def rec(model, bucket, metric, value):
+        return {"model": model, "bucket": bucket, "metric": metric, "value": value, "n": 10}
+
+    records = [rec(m, b, "psnr", 20.0) for m in ("hogface", "deepfill_v2", "telea") for b in ("10-20%", "40-50%")]
+    records += [rec(m, b, "l1", 0.05) for m in ("hogface", "deepfill_v2", "telea") for b in ("10-20%", "40-50%")]
+    records += [rec("telea", "all", "psnr", 20.0),
+                rec("hogface", "10-20%", "id_cosine", 0.95), rec("deepfill_v2", "10-20%", "id_cosine", 0.96),
+                rec("hogface", "40-50%", "id_cosine", 0.93), rec("deepfill_v2", "40-50%", "id_cosine", 0.91),
+                rec("hogface", "40-50%", "id_match", 0.70), rec("deepfill_v2", "40-50%", "id_match", 0.60)]
+    claim = [line for line in versus(records).splitlines() if line.startswith("- Identity claim")]
+    assert len(claim) == 1 and "`hogface` vs `deepfill_v2`" in claim[0]
+    assert "**1 of 2** buckets (10-20% 0.950 vs 0.960, 40-50% 0.930 vs 0.910)" in claim[0]
+    assert "**70.0 % vs 60.0 %** (+10.0 points)" in claim[0]
+    # without the identity family, or without deepfill_v2, there is nothing to claim
+    assert "Identity claim" not in versus([r for r in records if not r["metric"].startswith("id_")])
+    assert "Identity claim" not in versus([r for r in records if r["model"] != "deepfill_v2"])
+
+
 def test_report_counts_faceless_truths_among_the_images_identity_scored(tmp_path):
     from facefill.evaluation.quality import Records, write_report
 

@@ -299,7 +299,31 @@ def versus(records: list[dict], baseline: str = "telea", identity_bucket: str = 
             text += (f"; dlib same-person share at {identity_bucket} holes **{a:.1f} % vs {b:.1f} %** "
                      f"({a - b:+.1f} points)")
         lines.append(text + ".")
+    lines += [identity_claim(value, m, IDENTITY_CLAIMS[m], buckets, identity_bucket) for m in models
+              if IDENTITY_CLAIMS.get(m) in models and (m, buckets[0], "id_cosine") in value
+              and (IDENTITY_CLAIMS[m], buckets[0], "id_cosine") in value]
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+# model -> the model its paper claims to preserve identity better than: checked in every report holding both.
+# hogface's HOG face-shape guidance is there to keep the face's structure, hence its identity.
+IDENTITY_CLAIMS = {"hogface": "deepfill_v2"}
+
+
+def identity_claim(value: dict, model: str, other: str, buckets: list[str], identity_bucket: str = "40-50%") -> str:
+    """One markdown bullet: does ``model`` keep identity better than ``other`` on the same images and masks?
+    ``value`` maps ``(model, bucket, metric)`` to a mean; compares the dlib descriptor cosine in each bucket and
+    the same-person share at ``identity_bucket`` holes."""
+    cos = [(b, value[model, b, "id_cosine"], value[other, b, "id_cosine"]) for b in buckets
+           if (model, b, "id_cosine") in value and (other, b, "id_cosine") in value]
+    higher = sum(a > o for _, a, o in cos)
+    text = (f"- Identity claim, `{model}` vs `{other}` (same images and masks): dlib descriptor cosine higher in "
+            f"**{higher} of {len(cos)}** buckets ({', '.join(f'{b} {a:.3f} vs {o:.3f}' for b, a, o in cos)})")
+    key = (model, identity_bucket, "id_match"), (other, identity_bucket, "id_match")
+    if all(k in value for k in key):
+        a, o = (100 * value[k] for k in key)
+        text += f"; same-person share at {identity_bucket} holes **{a:.1f} % vs {o:.1f} %** ({a - o:+.1f} points)"
+    return text + "."
 
 
 def write_report(records: list[dict], out_dir: str | os.PathLike, grid_examples: list[Example] | None = None,
