@@ -64,6 +64,8 @@ def inpaint(
     attention_map: Optional[Path] = typer.Option(None, "--attention-map", help="also write the colour-coded "
                                                  "contextual-attention offsets to this PNG (models with an "
                                                  "attention layer, e.g. deepfill_v1; single image only)"),
+    hog_map: Optional[Path] = typer.Option(None, "--hog-map", help="also write the face shape that hogface "
+                                           "predicts (its HOG map, drawn; single image only)"),
     amp: str = AMP_OPTION,
 ) -> None:
     """Fill the white region of MASK in IMAGE; write the result to OUTPUT (same size, other pixels exact)."""
@@ -72,6 +74,10 @@ def inpaint(
     from .imageio import ImageError
 
     _check_options(align, threshold)
+    # pictures of what the network computes inside: option -> (path, the model's method that draws it, e.g.)
+    pictures = {name: (path, method, example) for name, path, method, example in (
+        ("--attention-map", attention_map, "attention_map", "deepfill_v1"),
+        ("--hog-map", hog_map, "hog_picture", "hogface")) if path is not None}
     if verbose:
         import logging
 
@@ -85,8 +91,8 @@ def inpaint(
 
         if not mask.is_dir():
             _fail(f"IMAGE {image} is a folder, so --mask must be a folder of same-named masks")
-        if attention_map is not None:
-            _fail("--attention-map takes a single image, not a folder")
+        if pictures:
+            _fail(f"{', '.join(pictures)} takes a single image, not a folder")
         try:
             files = list_images(image)
         except FileNotFoundError as exc:
@@ -110,17 +116,18 @@ def inpaint(
             raise typer.Exit(1)
         return
     net = _load(model, device, amp)
-    if attention_map is not None and not hasattr(net, "attention_map"):
-        _fail(f"model {model} has no attention map (--attention-map needs e.g. deepfill_v1)")
+    for name, (_, method, example) in pictures.items():
+        if not hasattr(net, method):
+            _fail(f"model {model} cannot draw {name} (it needs e.g. {example})")
     try:
         _inpaint_one(net, image, mask, output, threshold, resize_mask, align)
-        if attention_map is not None:
+        for path, method, _ in pictures.values():
             from . import imageio
 
-            colors = net.attention_map(imageio.read_image(image, "image"), imageio.read_image(mask, "mask"),
-                                       threshold=threshold, resize_mask=resize_mask)
-            imageio.save_image(imageio.to_pil(colors, None), attention_map)
-            typer.echo(f"wrote {attention_map}")
+            picture = getattr(net, method)(imageio.read_image(image, "image"), imageio.read_image(mask, "mask"),
+                                           threshold=threshold, resize_mask=resize_mask)
+            imageio.save_image(imageio.to_pil(picture, None), path)
+            typer.echo(f"wrote {path}")
     except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:
         _fail(str(exc))
     typer.echo(f"wrote {output}")

@@ -133,6 +133,27 @@ class NetworkInpainter(nn.Module, Inpainter):
             self.train(was_training)
         return out[0].clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
+    @torch.no_grad()
+    def forward_whole_image(self, image, mask, threshold: float = 0.5, resize_mask: bool = False
+                            ) -> tuple[np.ndarray, dict]:
+        """The network's outputs on the whole image resized to ``resolution`` (no face alignment, no crops), for
+        pictures of what it computes inside (deepfill_v1's attention offsets, hogface's predicted HOG map).
+        ``image`` and ``mask`` as for ``inpaint``. Returns ``(rgb, outputs)``: the image as ``HxWx3`` uint8 and
+        ``forward``'s dict of tensors (batch of one, fp32, on the model's device)."""
+        rgb, _ = imageio.to_rgb(image)
+        hole = imageio.to_mask(mask, (rgb.shape[1], rgb.shape[0]), threshold=threshold, resize=resize_mask)
+        res = self.resolution
+        x = cv2.resize(rgb, (res, res), interpolation=cv2.INTER_AREA)
+        m = cv2.resize(hole.astype(np.uint8), (res, res), interpolation=cv2.INTER_NEAREST)
+        x = torch.from_numpy(x).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
+        m = torch.from_numpy(m)[None, None].float().to(self.device)
+        was_training = self.training
+        try:
+            out = self.eval()(x, m)
+        finally:
+            self.train(was_training)
+        return rgb, {k: v.float() for k, v in out.items() if isinstance(v, torch.Tensor)}
+
     def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, align: str = "off", **guidance) -> np.ndarray:
         res = self.resolution
         work = rgb.copy()

@@ -158,20 +158,8 @@ class DeepFillV1(NetworkInpainter):
         copies from at that scale."""
         import cv2
 
-        from .. import imageio
-
-        rgb, _ = imageio.to_rgb(image)
-        hole = imageio.to_mask(mask, (rgb.shape[1], rgb.shape[0]), threshold=threshold, resize=resize_mask)
-        res = self.resolution
-        x = cv2.resize(rgb, (res, res), interpolation=cv2.INTER_AREA)
-        m = cv2.resize(hole.astype(np.uint8), (res, res), interpolation=cv2.INTER_NEAREST)
-        x = torch.from_numpy(x).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(self.device)
-        m = torch.from_numpy(m)[None, None].float().to(self.device)
-        was_training = self.training
-        try:
-            flow = self.eval()(x, m)["flow"][0].float().cpu().numpy()
-        finally:
-            self.train(was_training)
+        rgb, out = self.forward_whole_image(image, mask, threshold, resize_mask)
+        flow = out["flow"][0].cpu().numpy()
         color = flow_to_color(flow)
         return cv2.resize(color, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)
 

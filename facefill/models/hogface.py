@@ -28,12 +28,13 @@ objective, and the inpainter learns to use the maps it will get at inference (no
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..data.hog import hog_map
+from ..data.hog import hog_map, hog_visualise
 from ..inpainter import NetworkInpainter
 from ..layers.vgg import perceptual_loss, shared_vgg, style_loss
 from ..losses import bce_d_loss, bce_g_loss
@@ -126,6 +127,26 @@ class HogFace(NetworkInpainter):
         guide = F.interpolate(hog.detach(), scale_factor=HOG_CELL, mode="nearest")
         output = torch.tanh(self.inpaint_net(torch.cat([known, guide], 1)))
         return {"output": output, "hog": hog}
+
+    @torch.no_grad()
+    def hog_picture(self, image, mask, threshold: float = 0.5, resize_mask: bool = False) -> np.ndarray:
+        """The face shape that stage 1 predicts, as an ``HxWx3`` uint8 picture of the image's size: its HOG map
+        drawn as scikit-image draws one (per 8x8 cell, a line along each orientation's edge direction, as bright
+        as the bin; ``hog_visualise``), white on black, with the hole tinted red. ``image`` and ``mask`` as for
+        ``inpaint``; the whole image is resized to the model's resolution (no face alignment or crops)."""
+        import cv2
+
+        from .. import imageio
+
+        rgb, out = self.forward_whole_image(image, mask, threshold, resize_mask)
+        lines = hog_visualise(out["hog"], HOG_CELL)[0, 0].cpu().numpy()
+        size = (rgb.shape[1], rgb.shape[0])
+        lines = cv2.resize(lines, size, interpolation=cv2.INTER_AREA if lines.shape[0] > size[1] else
+                           cv2.INTER_LINEAR)
+        hole = imageio.to_mask(mask, size, threshold=threshold, resize=resize_mask)
+        picture = np.repeat(lines[..., None], 3, axis=2) * 255
+        picture[hole, 0] = np.maximum(picture[hole, 0], 90)  # the predicted part: lines on dark red
+        return picture.clip(0, 255).round().astype(np.uint8)
 
     @staticmethod
     def true_hog(image: torch.Tensor) -> torch.Tensor:
