@@ -173,6 +173,21 @@ def test_shipped_configs_parse_and_build_their_model(path):
     model = facefill.create_model(cfg.model, **cfg.model_args)
     assert model.resolution == cfg.model_args.get("resolution", model.resolution)
     assert cfg.init_from == f"training/{cfg.model}", "a shipped config continues the committed training state"
+    # ... so its generator must have the committed state's shapes (a GPU config that widened the network failed on
+    # the lent machine, in load_state_dict, instead of here)
+    from safetensors import safe_open
+
+    root = Path(__file__).resolve().parents[1]
+    committed = {}
+    for state in sorted((root / cfg.init_from).glob("state-*.safetensors")):
+        with safe_open(str(state), "pt") as f:
+            committed.update({k[len("generator."):]: tuple(f.get_slice(k).get_shape()) for k in f.keys()
+                              if k.startswith("generator.") and "#" not in k})
+    if committed:
+        own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        assert own.keys() == committed.keys(), f"{path.name} builds other layers than its committed state holds"
+        wrong = [k for k in own if k in committed and own[k] != committed[k]]
+        assert not wrong, f"{path.name} builds {wrong[0]} as {own[wrong[0]]}, the state holds {committed[wrong[0]]}"
 
 
 def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
