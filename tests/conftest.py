@@ -79,6 +79,29 @@ class RecordingInpainter:
         return _Recorder()
 
 
+def picture_case(tmp_path: Path, name: str) -> tuple:
+    """A tiny model (seed 0, eval mode), a random 90x100 image with a 30x30 hole, and both saved as PNGs with the
+    model's weights folder, for the tests of the pictures ``facefill inpaint`` draws (--attention-map, --hog-map).
+    Returns ``(model, image, hole, cli_args)``: the args run ``inpaint`` on the files with ``--align off``."""
+    import numpy as np
+    import torch
+
+    from facefill.pretrained import save_pretrained
+    from facefill.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    image = np.random.default_rng(0).integers(0, 256, (90, 100, 3), dtype=np.uint8)
+    hole = np.zeros((90, 100), bool)
+    hole[30:60, 40:70] = True
+    folder = save_pretrained(model, tmp_path / "w", dtype=torch.float32)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
+    args = ["inpaint", str(tmp_path / "a.png"), "-m", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png"),
+            "--align", "off", "--model", str(folder)]
+    return model, image, hole, args
+
+
 def assert_same_training_state(run_a: Path, run_b: Path) -> tuple[dict, dict]:
     """Both runs' checkpoints hold bit-identical generator, discriminator and EMA weights; returns them."""
     a = torch.load(Path(run_a) / "checkpoint.pt", weights_only=False)

@@ -154,25 +154,16 @@ def test_trains_with_n_critic(face_folder, tmp_path):
 def test_attention_map_and_cli(tmp_path):
     from typer.testing import CliRunner
 
+    from conftest import picture_case
     from facefill.cli import app
-    from facefill.pretrained import save_pretrained
 
-    torch.manual_seed(0)
-    model = create_model("deepfill_v1_tiny").eval()
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (90, 100, 3), dtype=np.uint8)
-    hole = np.zeros((90, 100), bool)
-    hole[30:60, 40:70] = True
+    model, image, hole, args = picture_case(tmp_path, "deepfill_v1_tiny")
     colors = model.attention_map(image, hole)
     assert colors.shape == (90, 100, 3) and colors.dtype == np.uint8
     assert (colors[:15] == 255).all()                        # known cells far from the hole match themselves
     assert (colors[hole] != 255).any(axis=-1).mean() > 0.5         # hole cells point elsewhere
 
-    folder = save_pretrained(model, tmp_path / "w", dtype=torch.float32)
-    Image.fromarray(image).save(tmp_path / "a.png")
-    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
-    args = ["inpaint", str(tmp_path / "a.png"), "-m", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png"),
-            "--model", str(folder), "--align", "off", "--attention-map", str(tmp_path / "att.png")]
+    args += ["--attention-map", str(tmp_path / "att.png")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "att.png").size == (100, 90)

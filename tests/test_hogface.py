@@ -142,26 +142,16 @@ def test_trains_two_steps(face_folder, tmp_path):
 def test_hog_picture_and_cli(tmp_path):
     from typer.testing import CliRunner
 
+    from conftest import picture_case
     from facefill.cli import app
-    from facefill.pretrained import save_pretrained
 
-    torch.manual_seed(0)
-    model = create_model("hogface_tiny").eval()
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (90, 100, 3), dtype=np.uint8)
-    hole = np.zeros((90, 100), bool)
-    hole[30:60, 40:70] = True
+    model, image, hole, base = picture_case(tmp_path, "hogface_tiny")
     picture = model.hog_picture(image, hole)
     assert picture.shape == (90, 100, 3) and picture.dtype == np.uint8
     assert (picture[hole, 0] >= 90).all() and (picture[~hole, 0] == picture[~hole, 1]).all()  # hole tinted red
     assert picture[..., 1].max() > 100 and picture[..., 1].std() > 5  # lines, not a flat picture
 
-    folder = save_pretrained(model, tmp_path / "w", dtype=torch.float32)
-    Image.fromarray(image).save(tmp_path / "a.png")
-    Image.fromarray(hole.astype(np.uint8) * 255).save(tmp_path / "m.png")
-    base = ["inpaint", str(tmp_path / "a.png"), "-m", str(tmp_path / "m.png"), "-o", str(tmp_path / "o.png"),
-            "--align", "off"]
-    result = CliRunner().invoke(app, base + ["--model", str(folder), "--hog-map", str(tmp_path / "hog.png")])
+    result = CliRunner().invoke(app, base + ["--hog-map", str(tmp_path / "hog.png")])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "hog.png").size == (100, 90) and (tmp_path / "o.png").is_file()
     # a model without a HOG stage says so, and writes nothing
