@@ -121,11 +121,12 @@ def inpaint(
             _fail(f"model {model} cannot draw {name} (it needs e.g. {example})")
     try:
         _inpaint_one(net, image, mask, output, threshold, resize_mask, align)
-        for path, method, _ in pictures.values():
+        if pictures:
             from . import imageio
 
-            picture = getattr(net, method)(imageio.read_image(image, "image"), imageio.read_image(mask, "mask"),
-                                           threshold=threshold, resize_mask=resize_mask)
+            source, hole = imageio.read_image(image, "image"), imageio.read_image(mask, "mask")
+        for path, method, _ in pictures.values():
+            picture = getattr(net, method)(source, hole, threshold=threshold, resize_mask=resize_mask)
             imageio.save_image(imageio.to_pil(picture, None), path)
             typer.echo(f"wrote {path}")
     except (ImageError, FaceNotFoundError, MissingDependencyError) as exc:

@@ -135,11 +135,11 @@ class NetworkInpainter(nn.Module, Inpainter):
 
     @torch.no_grad()
     def forward_whole_image(self, image, mask, threshold: float = 0.5, resize_mask: bool = False
-                            ) -> tuple[np.ndarray, dict]:
+                            ) -> tuple[np.ndarray, np.ndarray, dict]:
         """The network's outputs on the whole image resized to ``resolution`` (no face alignment, no crops), for
         pictures of what it computes inside (deepfill_v1's attention offsets, hogface's predicted HOG map).
-        ``image`` and ``mask`` as for ``inpaint``. Returns ``(rgb, outputs)``: the image as ``HxWx3`` uint8 and
-        ``forward``'s dict of tensors (batch of one, fp32, on the model's device)."""
+        ``image`` and ``mask`` as for ``inpaint``. Returns ``(rgb, hole, outputs)``: the image as ``HxWx3`` uint8,
+        the hole as ``HxW`` bool, and ``forward``'s dict of tensors (batch of one, fp32, on the model's device)."""
         rgb, _ = imageio.to_rgb(image)
         hole = imageio.to_mask(mask, (rgb.shape[1], rgb.shape[0]), threshold=threshold, resize=resize_mask)
         res = self.resolution
@@ -152,7 +152,7 @@ class NetworkInpainter(nn.Module, Inpainter):
             out = self.eval()(x, m)
         finally:
             self.train(was_training)
-        return rgb, {k: v.float() for k, v in out.items() if isinstance(v, torch.Tensor)}
+        return rgb, hole, {k: v.float() for k, v in out.items() if isinstance(v, torch.Tensor)}
 
     def inpaint_array(self, rgb: np.ndarray, hole: np.ndarray, align: str = "off", **guidance) -> np.ndarray:
         res = self.resolution

@@ -158,7 +158,7 @@ class DeepFillV1(NetworkInpainter):
         copies from at that scale."""
         import cv2
 
-        rgb, out = self.forward_whole_image(image, mask, threshold, resize_mask)
+        rgb, _, out = self.forward_whole_image(image, mask, threshold, resize_mask)
         flow = out["flow"][0].cpu().numpy()
         color = flow_to_color(flow)
         return cv2.resize(color, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_NEAREST)

@@ -136,14 +136,11 @@ class HogFace(NetworkInpainter):
         ``inpaint``; the whole image is resized to the model's resolution (no face alignment or crops)."""
         import cv2
 
-        from .. import imageio
-
-        rgb, out = self.forward_whole_image(image, mask, threshold, resize_mask)
+        rgb, hole, out = self.forward_whole_image(image, mask, threshold, resize_mask)
         lines = hog_visualise(out["hog"], HOG_CELL)[0, 0].cpu().numpy()
         size = (rgb.shape[1], rgb.shape[0])
         lines = cv2.resize(lines, size, interpolation=cv2.INTER_AREA if lines.shape[0] > size[1] else
                            cv2.INTER_LINEAR)
-        hole = imageio.to_mask(mask, size, threshold=threshold, resize=resize_mask)
         picture = np.repeat(lines[..., None], 3, axis=2) * 255
         picture[hole, 0] = np.maximum(picture[hole, 0], 90)  # the predicted part: lines on dark red
         return picture.clip(0, 255).round().astype(np.uint8)
