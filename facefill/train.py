@@ -108,12 +108,14 @@ def update_history(history: list[dict], step: int, cfg: dict) -> list[dict]:
     return history + [{"step": step, "changes": changes}]
 
 
-def _distributed() -> tuple[int, int, int]:
+def _distributed() -> tuple[int, int, int, bool]:
+    """(rank, world size, local rank, whether this call started the process group) under torchrun."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        if not dist.is_initialized():
+        started = not dist.is_initialized()
+        if started:
             dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
-    return 0, 1, 0
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), started
+    return 0, 1, 0, False
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -201,7 +203,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     """Train until ``cfg.steps`` (or ``cfg.max_minutes``). Returns a summary dict."""
     if cfg.n_critic < 1 or cfg.d_only_steps < 0:
         raise ValueError(f"n_critic must be >= 1 and d_only_steps >= 0; got {cfg.n_critic}, {cfg.d_only_steps}")
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank, started_group = _distributed()
     if cfg.device == "auto":
         device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     else:
@@ -430,6 +432,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             writer.close()
         if log_file is not None:
             log_file.close()
+    if started_group:  # leave together, with the group taken down: rank 1 returns from save() while rank 0
+        dist.barrier()  # still writes, and a rank exiting with its gloo threads live ended once in SIGABRT (CI)
+        dist.destroy_process_group()
     return {"step": step, "images_seen": images_seen, "train_seconds": train_seconds,
             "checkpoint": str(ckpt_path), "last": logs}
 

@@ -256,11 +256,18 @@ def test_torchrun_ddp_two_processes(face_folder, tmp_path):
            "--model", "deepfill_v2_tiny", "--data", str(face_folder), "--out", str(tmp_path / "ddp"), "--steps", "2",
            "--set", "batch_size=2", "--set", "amp=off", "--set", "log_every=1"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, _rank_errors(done.stderr)
     assert done.stdout.count("stopped at step 2") == 1
     ckpt = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=False)
     assert ckpt["step"] == 2 and ckpt["images_seen"] == 2 * 2 * 2
     assert len(ckpt["rng_ranks"]) == 2 and all(set(r) >= {"torch"} for r in ckpt["rng_ranks"])
+
+
+def _rank_errors(stderr: str) -> str:
+    """What the ranks themselves printed (a C++ abort's message, a traceback), without progress bars; torchrun's
+    own summary, which names only the exit signals, comes after it and alone fills a short tail."""
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if line.strip() and "it/s" not in line]
+    return "\n".join(lines)[-6000:]
 
 
 def _children(pid: int) -> list[int]:
@@ -304,7 +311,7 @@ def test_torchrun_sigterm_to_one_rank_stops_all_with_a_checkpoint(face_folder, t
     finally:
         if run.poll() is None:
             run.kill()
-    assert run.returncode == 0, stderr[-2000:]
+    assert run.returncode == 0, _rank_errors(stderr)
     ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
     assert f"stopped at step {ckpt['step']}" in stdout and ckpt["images_seen"] == ckpt["step"] * 2 * 2
 
