@@ -14,11 +14,11 @@ for step in $STEPS; do
       facefill demo -o "$out"
       cp "$out/side_by_side.png" docs/demo.png ;;
     eval)
-      facefill eval --model deepfill_v2 --model glcic --model hogface --model telea --model navier_stokes --extra-limit 200 \
-        -o docs/eval --readme README.md ;;
+      facefill eval --model deepfill_v2 --model deepfill_v1 --model glcic --model hogface --model scfegan \
+        --model telea --model navier_stokes --extra-limit 200 -o docs/eval --readme README.md ;;
     bench)
-      facefill bench --model deepfill_v2 --model glcic --model hogface --model telea --model navier_stokes --model biharmonic \
-        --model lama_reference --size 256 --batch 1,8 --readme README.md ;;
+      facefill bench --model deepfill_v2 --model deepfill_v1 --model glcic --model hogface --model scfegan \
+        --model telea --model navier_stokes --model biharmonic --model lama_reference --size 256 --batch 1,8 --readme README.md ;;
     alignment)
       python -m facefill.evaluation.alignment --model deepfill_v2 -o docs/alignment --readme README.md ;;
     guided)
