@@ -343,6 +343,9 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     gen.train()
     disc.train()
     logs: dict = {}
+    # the generator's terms from its latest step: with n_critic > 1 most steps are critic-only, and a log line
+    # that fell on one would otherwise show no generator loss at all
+    g_logs: dict = {}
     log_file = _open_log(out_dir / "log.jsonl", step) if rank == 0 else None
     try:
         while step < cfg.steps and not stop["flag"]:
@@ -360,7 +363,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             m = batch["mask"]
             out["composite"] = out["output"] * m + batch["image"] * (1 - m)
 
-            d_logs, g_logs = {}, {}
+            d_logs = {}
             if d_step:
                 opt_d.zero_grad(set_to_none=True)
                 with amp:

@@ -142,12 +142,14 @@ def _cfg(face_folder, out, steps, **kw):
 
 
 def test_trains_with_n_critic(face_folder, tmp_path):
-    """n_critic = 2: the critic steps every step, the generator every second step."""
-    summary = train(_cfg(face_folder, tmp_path / "r", 2, n_critic=2), progress=False)
-    assert summary["step"] == 2
+    """n_critic = 2: the critic steps every step, the generator every second step; a critic-only step's log line
+    carries the generator's terms from its latest step."""
+    summary = train(_cfg(face_folder, tmp_path / "r", 3, n_critic=2), progress=False)
+    assert summary["step"] == 3
     logs = [json.loads(line) for line in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
     assert "gp" in logs[0] and "l1" not in logs[0]
     assert "gp" in logs[1] and "l1" in logs[1] and "g_adv" in logs[1]
+    assert logs[2]["l1"] == logs[1]["l1"] and logs[2]["gp"] != logs[1]["gp"]
     assert all(np.isfinite(v) for r in logs for v in r.values())
 
 
