@@ -343,8 +343,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     gen.train()
     disc.train()
     logs: dict = {}
-    # the generator's terms from its latest step: with n_critic > 1 most steps are critic-only, and a log line
-    # that fell on one would otherwise show no generator loss at all
+    # the generator's terms from its latest step: with n_critic > 1 most joint steps are critic-only, and a log
+    # line that fell on one would otherwise show no generator loss at all (none during a discriminator-only phase)
     g_logs: dict = {}
     log_file = _open_log(out_dir / "log.jsonl", step) if rank == 0 else None
     try:
@@ -364,6 +364,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
             out["composite"] = out["output"] * m + batch["image"] * (1 - m)
 
             d_logs = {}
+            if not g_step and gan_weight == 0:  # discriminator-only phase: the generator is frozen, not skipped
+                g_logs = {}
             if d_step:
                 opt_d.zero_grad(set_to_none=True)
                 with amp:
