@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import losses
 from ..inpainter import NetworkInpainter
 from ..layers import SNPatchDiscriminator
 from ..layers.vgg import gram, shared_vgg
@@ -261,13 +262,15 @@ def tv_loss(x: torch.Tensor) -> torch.Tensor:
 def gradient_penalty(disc: nn.Module, make_input, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """L_GP = E[(||grad_U D(U) * M||_2 - 1)^2] on U between real and fake; ``make_input(U)`` adds the extra
-    discriminator channels. The gradient is taken with respect to the image channels only."""
-    t = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
-    u = (t * real.detach().float() + (1 - t) * fake.detach().float()).requires_grad_(True)
-    score = disc(make_input(u.to(real.dtype)))
-    (grad,) = torch.autograd.grad(score.float().sum(), u, create_graph=True)
-    norm = (grad * mask.float()).flatten(1).norm(dim=1)
-    return (norm - 1).pow(2).mean()
+    discriminator channels. The gradient is taken with respect to the image channels only.
+
+    ``D(U)`` is the per-image score that the hinge loss uses, the mean of the P patch scores. Penalising the
+    gradient of their sum instead (what ``tf.gradients`` of the patch map gives) asks each patch for a slope of
+    about 1/P: with theta = 10 that flattened the critic (D(real) - D(fake) ~ 1e-4 after 840 steps at 128 px,
+    P = 1024), and the adversarial term with it."""
+    u = losses.random_interpolates(real.float(), fake.float(), generator)
+    score = disc(make_input(u.to(real.dtype))).float().flatten(1).mean(1)
+    return losses.gradient_penalty(score, u, mask)
 
 
 @register_model
