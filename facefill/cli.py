@@ -326,6 +326,24 @@ def train(
                    f"checkpoint: {summary['checkpoint']}")
 
 
+@app.command("save-state")
+def save_state_command(
+    run_dir: Path = typer.Argument(..., help="a training run folder (with checkpoint.pt)"),
+    output: Path = typer.Option(..., "--output", "-o", help="the model's training-state folder (training/MODEL)"),
+) -> None:
+    """Write a run's compact training state, its EMA generator included, without shipping new weights: the
+    training progress is kept (committed) while the shipped weights and their measured results stay as they are.
+    `facefill export --state` is the same with the weights shipped (the state then takes its EMA from them)."""
+    from .train import save_state
+
+    if not (run_dir / "checkpoint.pt").is_file():
+        _fail(f"no checkpoint.pt in {run_dir}")
+    try:
+        typer.echo(f"wrote {save_state(run_dir, output, with_ema=True)}")
+    except (OSError, KeyError, ValueError) as exc:
+        _fail(f"cannot save the state of {run_dir}: {str(exc).strip(chr(34))}")
+
+
 @app.command("guidance-cache")
 def guidance_cache(
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="the training config whose cache to fill"),

@@ -465,11 +465,12 @@ def export(run_dir: str | Path, dest: str | Path, use_ema: bool = True) -> Path:
 STATE_SHARD_BYTES = 12 * 2**20  # the largest file save_state writes
 
 
-def save_state(run_dir: str | Path, dest: str | Path) -> Path:
+def save_state(run_dir: str | Path, dest: str | Path, with_ema: bool = False) -> Path:
     """Write a compact, committable training state of a run into ``dest/state-NNN.safetensors`` (<= 12 MiB
     shards): the generator in fp16, the discriminator in fp16 once the adversarial loss has started (before that
     it is its seeded initialisation), and step / RNG / provenance as metadata. The generator's EMA is not
-    duplicated: it is the shipped fp16 ``model.safetensors`` (see ``export``). Adam's moments are left out (they
+    duplicated: it is the shipped fp16 ``model.safetensors`` (see ``export``), unless ``with_ema`` (a state that
+    runs ahead of the shipped weights, ``facefill save-state``) stores it too, in fp16. Adam's moments are left out (they
     would triple the size that every session commits and every GPU transfer carries): ``restore_state`` starts
     Adam afresh and the loop warms the learning rate up again. Rounding the weights to fp16 once moves them
     less than one optimizer step."""
@@ -484,6 +485,8 @@ def save_state(run_dir: str | Path, dest: str | Path) -> Path:
     if cfg["gan_weight"] > 0 and ckpt["step"] > cfg["gan_start"]:
         tensors.update({f"discriminator.{k}": cast_floats(v, torch.float16)
                         for k, v in ckpt["discriminator"].items()})
+    if with_ema:
+        tensors.update({f"ema.{k}": cast_floats(v, torch.float16) for k, v in ckpt["ema"].items()})
     meta = {"step": ckpt["step"], "config": cfg, "train_seconds": ckpt["train_seconds"],
             "images_seen": ckpt["images_seen"], "hardware": ckpt["hardware"],
             "recipe_history": ckpt.get("recipe_history", []), "torch_rng": ckpt["rng"]["torch"].tolist()}
@@ -528,8 +531,9 @@ def _fresh(value):
 
 
 def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
-    """Rebuild a ``checkpoint.pt`` from ``save_state``'s compact state (the EMA from the shipped weights in
-    ``facefill/weights/<model>``, or, for a model that ships none yet, restarted from the raw generator), with fresh
+    """Rebuild a ``checkpoint.pt`` from ``save_state``'s compact state (the EMA from the state when it holds one,
+    else from the shipped weights in ``facefill/weights/<model>``, or, for a model that ships none yet, restarted
+    from the raw generator), with fresh
     optimizers and a learning-rate warm-up from the restored step."""
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -579,7 +583,9 @@ def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
         disc.load_state_dict(part("discriminator.", disc))
     ema = copy.deepcopy(gen)
     shipped = weights_path(cfg["model"]) / "model.safetensors"
-    if shipped.is_file():
+    if any(k.startswith("ema.") for k in tensors):
+        ema.load_state_dict(part("ema.", ema))
+    elif shipped.is_file():
         ema.load_state_dict({k: v.float() for k, v in load_file(str(shipped)).items()})
     ckpt_path = Path(ckpt_path)
     ckpt_path.parent.mkdir(parents=True, exist_ok=True)

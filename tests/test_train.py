@@ -218,6 +218,32 @@ def test_compact_state_round_trip(face_folder, tmp_path, monkeypatch):
     assert first["step"] == 1
 
 
+def test_compact_state_ahead_of_the_shipped_weights_keeps_its_ema(face_folder, tmp_path, monkeypatch):
+    """`facefill save-state`: a state saved after the shipped weights' step carries its own EMA, so a continued
+    run does not restart the average from the older shipped weights."""
+    from typer.testing import CliRunner
+
+    from facefill import registry
+    from facefill.cli import app
+    from facefill.train import restore_state
+
+    train(_cfg(face_folder, tmp_path / "s", 2), progress=False)
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path / "shipped")
+    export(tmp_path / "s", tmp_path / "shipped" / "deepfill_v2_tiny")  # the weights ship at step 2
+    train(_cfg(face_folder, tmp_path / "s", 5), resume=True, progress=False)  # training goes on to step 5
+    result = CliRunner().invoke(app, ["save-state", str(tmp_path / "s"), "-o", str(tmp_path / "state")])
+    assert result.exit_code == 0, result.output
+    restore_state(tmp_path / "state", tmp_path / "r" / "checkpoint.pt")
+    a = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=False)
+    b = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=False)
+    assert b["step"] == 5
+    moved = [k for k in a["ema"] if a["ema"][k].is_floating_point()
+             and not torch.allclose(a["ema"][k].float(), b["ema"][k].float(), rtol=2e-3, atol=1e-4)]
+    assert not moved, moved[:3]
+    missing = CliRunner().invoke(app, ["save-state", str(tmp_path / "nothing"), "-o", str(tmp_path / "s2")])
+    assert missing.exit_code != 0 and "no checkpoint.pt" in missing.output
+
+
 def test_compact_state_of_a_model_that_ships_no_weights(face_folder, tmp_path, monkeypatch):
     """A state saved before any weights ship continues with its EMA restarted from the raw generator."""
     from facefill import registry
