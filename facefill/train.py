@@ -470,10 +470,10 @@ def save_state(run_dir: str | Path, dest: str | Path, with_ema: bool = False) ->
     shards): the generator in fp16, the discriminator in fp16 once the adversarial loss has started (before that
     it is its seeded initialisation), and step / RNG / provenance as metadata. The generator's EMA is not
     duplicated: it is the shipped fp16 ``model.safetensors`` (see ``export``), unless ``with_ema`` (a state that
-    runs ahead of the shipped weights, ``facefill save-state``) stores it too, in fp16. Adam's moments are left out (they
-    would triple the size that every session commits and every GPU transfer carries): ``restore_state`` starts
-    Adam afresh and the loop warms the learning rate up again. Rounding the weights to fp16 once moves them
-    less than one optimizer step."""
+    runs ahead of the shipped weights, ``facefill save-state``) stores it too, in fp16. Adam's moments are left
+    out (they would triple the size that every session commits and every GPU transfer carries): ``restore_state``
+    starts Adam afresh and the loop warms the learning rate up again. Rounding the weights to fp16 once moves
+    them less than one optimizer step."""
     from safetensors.torch import save_file
 
     from .pretrained import cast_floats
@@ -533,8 +533,7 @@ def _fresh(value):
 def restore_state(state_dir: str | Path, ckpt_path: str | Path) -> None:
     """Rebuild a ``checkpoint.pt`` from ``save_state``'s compact state (the EMA from the state when it holds one,
     else from the shipped weights in ``facefill/weights/<model>``, or, for a model that ships none yet, restarted
-    from the raw generator), with fresh
-    optimizers and a learning-rate warm-up from the restored step."""
+    from the raw generator), with fresh optimizers and a learning-rate warm-up from the restored step."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
