@@ -114,6 +114,24 @@ def test_stages_and_losses():
     assert logs["style"].item() == pytest.approx(k ** 2 * raw_style.item(), rel=1e-4)
 
 
+def test_hog_critic_sees_face_maps_at_the_image_critics_scale():
+    """Behind spectral norm a critic's logits scale with its input: the HOG maps of a real face (mean ~0.12) reach
+    the HOG critic at about the magnitude of the images that reach the image critic (unscaled, its logits were ~0.01
+    and it stayed at chance)."""
+    from facefill.demo import demo_image
+    from facefill.models.hogface import HogFace
+
+    rgb = np.asarray(demo_image().convert("RGB").resize((128, 128)), dtype=np.float32)
+    image = torch.from_numpy(rgb).permute(2, 0, 1)[None] / 127.5 - 1
+    disc = create_model("hogface_tiny").build_discriminator()
+    seen = {}
+    for name in ("hog", "image"):
+        getattr(disc, name)[0].register_forward_pre_hook(lambda m, args, name=name: seen.update({name: args[0]}))
+    disc(HogFace.true_hog(image), image)
+    hog_level, image_level = seen["hog"].abs().mean().item(), seen["image"].abs().mean().item()
+    assert 0.5 < hog_level / image_level < 2, (hog_level, image_level)
+
+
 def test_reconstruction_warm_up_skips_vgg(monkeypatch):
     """perceptual = style = 0: the loss is the two L1 terms alone, and VGG is never built or run."""
     from facefill.models import hogface

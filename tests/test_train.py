@@ -82,11 +82,16 @@ def test_lr_schedule_warmup_then_milestones(face_folder, tmp_path):
     assert [lr_factor(cfg, s) for s in range(10)] == [0.25, 0.5, 0.75, 1, 1, 1, 0.5, 0.5, 0.25, 0.25]
     assert lr_factor(cfg, 101, warmup_start=100) == 0.5 * 0.25  # warm-up counts from where a run started
     assert lr_factor(TrainConfig(), 10 ** 6) == 1.0
-    train(_cfg(face_folder, tmp_path / "lr", 3, lr_g=1e-3, lr_milestones="[2]", lr_gamma=0.1), progress=False)
+    # a network that began at step 7 (the critic at gan_start) skips the milestone at 6 it was not there for
+    assert [lr_factor(cfg, s, since=7) for s in range(7, 10)] == [1, 0.5, 0.5]
+    train(_cfg(face_folder, tmp_path / "lr", 4, lr_g=1e-3, lr_d=1e-2, lr_milestones="[2]", lr_gamma=0.1,
+               gan_start=3), progress=False)
     ckpt = torch.load(tmp_path / "lr" / "checkpoint.pt", weights_only=False)
-    assert ckpt["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # the third step (step 2) ran decayed
+    assert ckpt["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4)  # steps 2 and 3 ran decayed
+    assert ckpt["opt_d"]["param_groups"][0]["lr"] == pytest.approx(1e-2)  # the critic began after the milestone
     logs = [json.loads(line) for line in (tmp_path / "lr" / "log.jsonl").read_text().splitlines()]
-    assert [r["lr_g"] for r in logs] == pytest.approx([1e-3, 1e-3, 1e-4])  # the log records each step's rate
+    assert [r["lr_g"] for r in logs] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])  # the log records each step's rates
+    assert logs[-1]["lr_d"] == pytest.approx(1e-2)
 
 
 def test_refuses_to_overwrite_without_resume(face_folder, tmp_path):

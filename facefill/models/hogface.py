@@ -44,6 +44,10 @@ HOG_CELL = 8
 HOG_BINS = 9
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 EDGECONNECT_VGG_SCALE = 0.226  # unstandardised [0, 1] input vs torchvision's (x - mean) / std, std ~ 0.226
+# The HOG critic's input scale: L2-Hys caps a normalised value at 0.2, so faces' HOG maps average ~0.12, an eighth of
+# the {0, 1} edge maps EdgeConnect's edge critic sees; behind spectral norm (each layer 1-Lipschitz) such small
+# inputs gave logits of ~0.01 and a critic at chance (BCE 1.386) after 3,300 steps. x5 maps the cap to 1.
+HOG_CRITIC_SCALE = 5.0
 
 
 class ResBlock(nn.Module):
@@ -84,8 +88,9 @@ def _patch_discriminator(in_ch: int, c: int, downsamplings: int, k_last: int) ->
 
 class HogFaceDiscriminators(nn.Module):
     """``forward(hog, image)`` -> ``(hog_logits, image_logits)``, each ``(B, N)`` patch logits. The HOG one sees
-    the ``(B, 9, H/8, W/8)`` map (two downsamplings, 3x3 heads, since the map is small); the image one is
-    EdgeConnect's (three downsamplings, 4x4 heads). One call, so a DDP wrapper sees a single forward."""
+    the ``(B, 9, H/8, W/8)`` map times ``HOG_CRITIC_SCALE`` (two downsamplings, 3x3 heads, since the map is small);
+    the image one is EdgeConnect's (three downsamplings, 4x4 heads). One call, so a DDP wrapper sees a single
+    forward."""
 
     def __init__(self, cnum: int = 64):
         super().__init__()
@@ -93,7 +98,7 @@ class HogFaceDiscriminators(nn.Module):
         self.image = _patch_discriminator(3, cnum, 3, 4)
 
     def forward(self, hog: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.hog(hog), self.image(image)
+        return self.hog(hog * HOG_CRITIC_SCALE), self.image(image)
 
 
 class HogFace(NetworkInpainter):
