@@ -112,6 +112,11 @@ def test_stages_and_losses():
         raw_style = n * style_loss(features(guess["output"] * mask), features(image * mask))
     assert logs["perceptual"].item() == pytest.approx(k * raw_perceptual.item(), rel=1e-4)
     assert logs["style"].item() == pytest.approx(k ** 2 * raw_style.item(), rel=1e-4)
+    # stage 1's L1 is in the critic's unit (maps x HOG_SCALE), so the paper's 1 : 1 balance holds at edge-map scale
+    from facefill.models.hogface import HOG_SCALE
+
+    raw_hog_l1 = (guess["hog"] - model.true_hog(image)).abs().mean()
+    assert HOG_SCALE == 5 and logs["hog_l1"].item() == pytest.approx(HOG_SCALE * raw_hog_l1.item(), rel=1e-5)
 
 
 def test_hog_critic_sees_face_maps_at_the_image_critics_scale():

@@ -8,7 +8,7 @@ pixel-exact edges.
   8 residual blocks with dilation 2 -> two 4x4 transposed convolutions -> 7x7 conv; instance norm + ReLU as
   EdgeConnect's generator. Its full-resolution output is averaged over each HOG cell and squashed by a sigmoid:
   the predicted HOG map of the whole face, ``(B, 9, H/8, W/8)``. Loss: L1 to the HOG map of the true image +
-  adversarial, 1 : 1.
+  adversarial, 1 : 1, both on the maps x ``HOG_SCALE`` (5: L2-Hys's cap 0.2 -> 1, the range of EdgeConnect's edges).
   Stage 2 (inpainting): masked image + mask + the predicted HOG map (nearest-upsampled to H x W) -> the same
   encoder / residual / decoder network -> tanh. Losses (EdgeConnect's weights): L1 (1, normalised by the hole
   fraction as EdgeConnect), adversarial (0.1), perceptual (0.1) and style (250) on VGG19 relu1_1..relu4_1
@@ -44,10 +44,12 @@ HOG_CELL = 8
 HOG_BINS = 9
 VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 EDGECONNECT_VGG_SCALE = 0.226  # unstandardised [0, 1] input vs torchvision's (x - mean) / std, std ~ 0.226
-# The HOG critic's input scale: L2-Hys caps a normalised value at 0.2, so faces' HOG maps average ~0.12, an eighth of
-# the {0, 1} edge maps EdgeConnect's edge critic sees; behind spectral norm (each layer 1-Lipschitz) such small
-# inputs gave logits of ~0.01 and a critic at chance (BCE 1.386) after 3,300 steps. x5 maps the cap to 1.
-HOG_CRITIC_SCALE = 5.0
+# The unit of stage 1's losses: L2-Hys caps a normalised value at 0.2, so faces' HOG maps average ~0.12, an eighth of
+# the {0, 1} edge maps of EdgeConnect, whose weights (L1 : adversarial = 1 : 1) this stage takes. Both terms see the
+# maps x5 (the cap -> 1): behind spectral norm (each layer 1-Lipschitz) the raw maps gave the critic logits of ~0.01,
+# at chance (BCE 1.386) after 3,300 steps; and with the critic scaled alone, the L1's pull was 5x weaker than the
+# adversarial one at the paper's balance (the predictor's L1 rose from 0.039 to 0.069 in 150 steps).
+HOG_SCALE = 5.0
 
 
 class ResBlock(nn.Module):
@@ -88,7 +90,7 @@ def _patch_discriminator(in_ch: int, c: int, downsamplings: int, k_last: int) ->
 
 class HogFaceDiscriminators(nn.Module):
     """``forward(hog, image)`` -> ``(hog_logits, image_logits)``, each ``(B, N)`` patch logits. The HOG one sees
-    the ``(B, 9, H/8, W/8)`` map times ``HOG_CRITIC_SCALE`` (two downsamplings, 3x3 heads, since the map is small);
+    the ``(B, 9, H/8, W/8)`` map times ``HOG_SCALE`` (two downsamplings, 3x3 heads, since the map is small);
     the image one is EdgeConnect's (three downsamplings, 4x4 heads). One call, so a DDP wrapper sees a single
     forward."""
 
@@ -98,7 +100,7 @@ class HogFaceDiscriminators(nn.Module):
         self.image = _patch_discriminator(3, cnum, 3, 4)
 
     def forward(self, hog: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.hog(hog * HOG_CRITIC_SCALE), self.image(image)
+        return self.hog(hog * HOG_SCALE), self.image(image)
 
 
 class HogFace(NetworkInpainter):
@@ -175,7 +177,7 @@ class HogFace(NetworkInpainter):
         cfg = self.config
         target, mask = batch["image"], batch["mask"].float()
         output = out["output"]
-        hog_l1 = (out["hog"].float() - self.true_hog(target)).abs().mean()
+        hog_l1 = HOG_SCALE * (out["hog"].float() - self.true_hog(target)).abs().mean()
         l1 = (output.float() - target.float()).abs().mean() / mask.mean().clamp_min(1e-3)
         loss = hog_l1 + l1
         logs = {"l1": l1.detach(), "hog_l1": hog_l1.detach()}
