@@ -132,9 +132,45 @@ def test_hog_critic_sees_face_maps_at_the_image_critics_scale():
     seen = {}
     for name in ("hog", "image"):
         getattr(disc, name)[0].register_forward_pre_hook(lambda m, args, name=name: seen.update({name: args[0]}))
-    disc(HogFace.true_hog(image), image)
-    hog_level, image_level = seen["hog"].abs().mean().item(), seen["image"].abs().mean().item()
+    disc(HogFace.true_hog(image), image, image)
+    hog_level, image_level = seen["hog"][:, :9].abs().mean().item(), seen["image"].abs().mean().item()
     assert 0.5 < hog_level / image_level < 2, (hog_level, image_level)
+    grey_level = seen["hog"][:, 9:].abs().mean().item()  # the condition beside it, at the same scale
+    assert 0.5 < grey_level / hog_level < 2, (grey_level, hog_level)
+
+
+def test_hog_critic_judges_maps_beside_the_true_face():
+    """As EdgeConnect's edge critic (conditioned on the true greyscale image), the HOG critic sees each map beside
+    the ground truth's grey levels, folded into the map's cells: real and predicted maps are judged against the
+    same true face, and the generator's adversarial term is too."""
+    from facefill.models.hogface import grey_cells
+
+    torch.manual_seed(0)
+    model = create_model("hogface_tiny")
+    disc = model.build_discriminator()
+    image = torch.rand(2, 3, 64, 64) * 2 - 1
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[..., 16:40, 20:44] = 1
+    grey = grey_cells(image)
+    assert grey.shape == (2, 64, 8, 8)
+    # pixel (y, x) of cell (i, j) is channel 8 * (y % 8) + x % 8: the cell's own 8x8 grey levels
+    weights = torch.tensor([0.2125, 0.7154, 0.0721]).view(1, 3, 1, 1)
+    assert torch.allclose(grey[:, 8 * 3 + 5, 2, 1], ((image[:, :, 19, 13] + 1) / 2 * weights[..., 0, 0]).sum(1))
+    seen = []
+    disc.hog[0].register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    out = model(image, mask)
+    model.discriminator_loss(disc, {"image": image, "mask": mask}, out)
+    model.generator_loss(disc, {"image": image, "mask": mask}, out, 1.0)
+    d_input, g_input = seen
+    assert torch.equal(d_input[:2, 9:], grey) and torch.equal(d_input[2:, 9:], grey)  # real and fake beside the truth
+    assert torch.equal(g_input[:, 9:], grey)
+    assert torch.allclose(d_input[2:, :9], out["hog"] * 5) and torch.allclose(g_input[:, :9], out["hog"] * 5)
+    # the condition is used: another face under the same map changes the critic's verdict
+    with torch.no_grad():
+        hog = model.true_hog(image)
+        a, _ = disc(hog, image, image)
+        b, _ = disc(hog, image.flip(-1), image)
+    assert not torch.allclose(a, b)
 
 
 def test_reconstruction_warm_up_skips_vgg(monkeypatch):

@@ -16,8 +16,10 @@ pixel-exact edges.
   RGB to torchvision's VGG19 *without* ImageNet standardisation, i.e. at ~0.226x the standardised input scale of
   ``shared_vgg``'s features; the perceptual term is multiplied by 0.226 and the style (Gram) term by 0.226**2 to
   match the scale its weights were tuned at (first order: EdgeConnect's input also lacks the mean subtraction).
-  Discriminators: 70x70-PatchGAN-style with spectral norm (EdgeConnect's), one on HOG maps, one on images,
-  standard (BCE) GAN loss.
+  Discriminators: 70x70-PatchGAN-style with spectral norm (EdgeConnect's), standard (BCE) GAN loss; one on images,
+  one on HOG maps conditioned on the true face as EdgeConnect's edge critic is on the true greyscale image (real
+  and predicted maps alike are judged beside the ground truth's grey levels, here folded into the map's cells by
+  ``pixel_unshuffle``): it asks whether a map is *this* face's shape, not merely a face's.
 HOG: 9 orientations, 8x8-pixel cells, 2x2-cell blocks, L2-Hys, bilinear orientation votes (differentiable in the
 angle as well as the magnitude), on the colour image; ``hog_map`` averages each cell's normalised block copies.
 Joint training in the one loop: both stages train together from step 0 on the sum of their losses; stage 2 is fed
@@ -88,19 +90,31 @@ def _patch_discriminator(in_ch: int, c: int, downsamplings: int, k_last: int) ->
     return nn.Sequential(*layers)
 
 
+# EdgeConnect's edge critic sees skimage's rgb2gray of the true image; its ITU-R 709 luma weights
+GREY_WEIGHTS = (0.2125, 0.7154, 0.0721)
+
+
+def grey_cells(image: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, H, W)`` RGB in [-1, 1] -> its grey levels in [0, 1] folded into the HOG cells, ``(B, 64, H/8, W/8)``
+    (``pixel_unshuffle``: each cell's 8x8 pixels as channels), the HOG critic's condition."""
+    weights = image.new_tensor(GREY_WEIGHTS).view(1, 3, 1, 1)
+    return F.pixel_unshuffle(((image + 1) / 2 * weights).sum(1, keepdim=True), HOG_CELL)
+
+
 class HogFaceDiscriminators(nn.Module):
-    """``forward(hog, image)`` -> ``(hog_logits, image_logits)``, each ``(B, N)`` patch logits. The HOG one sees
-    the ``(B, 9, H/8, W/8)`` map times ``HOG_SCALE`` (two downsamplings, 3x3 heads, since the map is small);
-    the image one is EdgeConnect's (three downsamplings, 4x4 heads). One call, so a DDP wrapper sees a single
-    forward."""
+    """``forward(hog, face, image)`` -> ``(hog_logits, image_logits)``, each ``(B, N)`` patch logits. The HOG one
+    sees the ``(B, 9, H/8, W/8)`` map times ``HOG_SCALE`` beside ``grey_cells(face)``, the true face it is judged
+    against (two downsamplings, 3x3 heads, since the map is small); the image one sees ``image`` and is
+    EdgeConnect's (three downsamplings, 4x4 heads). One call, so a DDP wrapper sees a single forward."""
 
     def __init__(self, cnum: int = 64):
         super().__init__()
-        self.hog = _patch_discriminator(HOG_BINS, cnum, 2, 3)
+        self.hog = _patch_discriminator(HOG_BINS + HOG_CELL ** 2, cnum, 2, 3)
         self.image = _patch_discriminator(3, cnum, 3, 4)
 
-    def forward(self, hog: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.hog(hog * HOG_SCALE), self.image(image)
+    def forward(self, hog: torch.Tensor, face: torch.Tensor, image: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.hog(torch.cat([hog * HOG_SCALE, grey_cells(face).to(hog.dtype)], 1)), self.image(image)
 
 
 class HogFace(NetworkInpainter):
@@ -166,7 +180,7 @@ class HogFace(NetworkInpainter):
         real = batch["image"]
         hogs = torch.cat([self.true_hog(real), out["hog"].detach().float()])
         images = torch.cat([real, out["output"].detach().to(real.dtype)])
-        hog_score, image_score = disc(hogs.to(real.dtype), images)
+        hog_score, image_score = disc(hogs.to(real.dtype), torch.cat([real, real]), images)
         d_hog = bce_d_loss(*hog_score.chunk(2))
         d_image = bce_d_loss(*image_score.chunk(2))
         loss = d_hog + d_image
@@ -191,7 +205,7 @@ class HogFace(NetworkInpainter):
             loss = loss + cfg["perceptual_weight"] * perceptual + cfg["style_weight"] * style
             logs.update(perceptual=perceptual.detach(), style=style.detach())
         if disc is not None and gan_weight > 0:
-            hog_score, image_score = disc(out["hog"].to(output.dtype), output)
+            hog_score, image_score = disc(out["hog"].to(output.dtype), target, output)
             adv_hog, adv_image = bce_g_loss(hog_score), bce_g_loss(image_score)
             adv = cfg["hog_adv_weight"] * adv_hog + cfg["adv_weight"] * adv_image
             loss = loss + gan_weight * adv
